@@ -1,0 +1,1 @@
+"""Benchmarks behind ``facestage bench NAME``; each module has ``run(args) -> dict``."""

@@ -1,0 +1,1 @@
+"""CLI subcommands, one module each; see ``facestage.cli.COMMAND_MODULES``."""
