@@ -1,0 +1,105 @@
+"""``facestage bench effects``: median ms per 1280x720 frame for tracking, each effect and full chains,
+with one face (zoompan clip of a real photo) and with four faces (2x2 tiles of the same clip)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+CASES = {  # one representative, visible setting per effect
+    "beauty": "natural",
+    "makeup": {"makeup": {"lipstick": 0.7, "blush": 0.5, "brows": 0.5, "eyeshadow": 0.5, "eyeliner": 0.6}},
+    "age": "old-70",
+    "sticker": {"sticker": {"glasses": 1.0, "hat": 1.0}},
+    "paint": {"paint": {"amount": 0.8, "design": "tiger"}},
+    "background": {"background": {"mode": "blur"}},
+}
+
+
+ROUNDS = 3
+
+
+def _median_ms(chain, frames: list[np.ndarray], faces: list) -> float:  # noqa: ANN001
+    """Median ms per frame over the clip, best of ``ROUNDS`` passes.
+
+    The machine is shared: a neighbour's burst inflates a whole pass; the best pass's median is the
+    closest to the effect's own cost. The first frame of the first pass (texture builds) is dropped.
+    """
+    medians = []
+    for r in range(ROUNDS):
+        times = []
+        for frame, ff in zip(frames, faces, strict=True):
+            t0 = time.perf_counter()
+            chain.apply(frame, ff)
+            times.append((time.perf_counter() - t0) * 1000)
+        medians.append(statistics.median(times[1:] if r == 0 and len(times) > 2 else times))
+    return round(min(medians), 2)
+
+
+def _tile4(frame: np.ndarray, faces: list) -> tuple[np.ndarray, list]:  # noqa: ANN001
+    """Four half-size copies of the frame in a 2x2 grid, with the tracked face moved into each tile.
+
+    The face-mesh detector misses faces this small in a 1280x720 frame (see BRIEF: small faces need the
+    long-range detector), so the landmarks are the full-size ones scaled by 1/2 and offset per tile.
+    """
+    from dataclasses import replace
+
+    import cv2
+
+    h, w = frame.shape[:2]
+    small = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    tiled = np.vstack([np.hstack([small, small]), np.hstack([small, small])])
+    out = []
+    for i, (ox, oy) in enumerate(((0, 0), (w // 2, 0), (0, h // 2), (w // 2, h // 2))):
+        for f in faces:
+            lm = f.landmarks * np.float32([0.5, 0.5, 0.5]) + np.float32([ox, oy, 0])
+            x0, y0, x1, y1 = f.bbox
+            out.append(replace(f, id=i, landmarks=lm, bbox=(x0 / 2 + ox, y0 / 2 + oy, x1 / 2 + ox, y1 / 2 + oy)))
+    return tiled, out
+
+
+def run(args: argparse.Namespace) -> dict:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import cv2
+
+    from ..effects import EffectChain, load_preset, merge_configs
+    from ..testdata import zoompan_clip
+    from ..tracking import FaceTracker
+
+    cv2.setNumThreads(1)  # the target is per core; cv2 would otherwise use both cores
+    n = args.frames or 30
+    frames = zoompan_clip(size=(1280, 720), frames=n, face_fraction=0.35)
+    with FaceTracker(max_faces=1) as tracker:
+        faces, track_ms = [], []
+        for f in frames:
+            t0 = time.perf_counter()
+            faces.append(tracker.track(f))
+            track_ms.append((time.perf_counter() - t0) * 1000)
+    configs = {k: load_preset(v) if isinstance(v, str) else v for k, v in CASES.items()}
+    effects = {name: _median_ms(EffectChain(cfg), frames, faces) for name, cfg in configs.items()}
+    full = merge_configs(load_preset("natural"), configs["makeup"], load_preset("old-70"))
+    natural_old = merge_configs(load_preset("natural"), load_preset("old-70"))
+    chain_ms = _median_ms(EffectChain(full), frames, faces)
+    natural_old_ms = _median_ms(EffectChain(natural_old), frames, faces)
+
+    tiled = [_tile4(f, ff) for f, ff in zip(frames[: max(n // 2, 3)], faces, strict=False)]
+    tiles, faces4 = [t for t, _ in tiled], [ff for _, ff in tiled]
+    faces4_chain_ms = _median_ms(EffectChain(full), tiles, faces4)
+    return {
+        "size": [1280, 720],
+        "frames": n,
+        "face_width_px": round(float(np.median([f[0].bbox[2] - f[0].bbox[0] for f in faces if f])), 1),
+        "tracking_ms": round(statistics.median(track_ms[1:]), 2),
+        "timing": f"median per frame, best of {ROUNDS} passes, cv2 on 1 thread",
+        "chain_ms": chain_ms,
+        "chain": "natural + makeup + old-70 (beauty + makeup + aging)",
+        "natural_old70_ms": natural_old_ms,
+        "effects": effects,
+        "faces4": int(np.median([len(f) for f in faces4])),
+        "faces4_chain_ms": faces4_chain_ms,
+        "target_chain_ms": 12.0,
+    }

@@ -1,0 +1,189 @@
+"""age: older (wrinkles, spots, sallow skin, gray hair and brows, sagging) or younger (smoother, lifted).
+
+* Wrinkles, under-eye bags, age spots and skin roughness come from the canonical UV texture
+  (``agetexture.py``) warped onto the face each frame (``uvspace.UVMapper``) and applied as
+  multiplicative shading, so they follow pose and expression.
+* Sallow tone, gray hair/brows and the young look's smoothing are one delta image at work resolution.
+* Sagging (jowls, mouth corners, upper lids) and lifting are local warps like beauty's reshaping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from ..tracking.types import Face
+from .agetexture import age_texture
+from .base import Effect, P, register
+from .regions import LEFT_BROW, RIGHT_BROW, Roi, face_roi, face_width, feather, fill, region_masks
+from .skin import add_delta, cheek_lab, downscale, skin_likeness, smooth_skin, work_image
+from .uvspace import cached_mapper, prune
+from .warp import WarpField
+
+SAG_POINTS = {  # landmark: (down, outward) in face widths at full sag
+    172: (0.035, 0.012), 136: (0.03, 0.008), 397: (0.035, 0.012), 365: (0.03, 0.008),  # jowls
+    61: (0.018, 0.0), 291: (0.018, 0.0),  # mouth corners
+    205: (0.02, 0.0), 425: (0.02, 0.0),  # cheeks
+}
+LID_CREASE = (27, 257)  # above the upper lids: skin that droops over the lid with age
+
+
+@register
+class Age(Effect):
+    name = "age"
+    description = "older (wrinkles in UV space, spots, gray hair, sagging) or younger (smooth, lifted)"
+    params = {
+        "years": P(0.0, -20, 50, "years to add (negative: younger)"),
+        "wrinkles": P(1.0, 0, 2, "wrinkle depth multiplier"),
+        "gray": P(1.0, 0, 1, "how much hair and brows turn gray (scaled by years)"),
+        "sag": P(1.0, 0, 2, "sagging (older) or lifting (younger) multiplier"),
+    }
+
+    def is_active(self, params: dict) -> bool:
+        return params["years"] != 0
+
+    def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
+        years = params["years"]
+        old = float(np.clip(years / 50.0, 0, 1))
+        young = float(np.clip(-years / 20.0, 0, 1))
+        key = (round(old, 2), params["wrinkles"])
+        if old > 0 and state.get("tex_key") != key:
+            state["tex"], state["tex_key"] = age_texture(old, params["wrinkles"]), key
+        for face in faces:
+            lm = face.landmarks
+            roi = face_roi(lm, frame.shape, margin=0.35, top=0.6, bottom=0.1)
+            if roi is None:
+                continue
+            # Tone and graying are low-frequency changes: half the work resolution is plenty; the young
+            # look's skin smoothing needs the full work resolution.
+            troi = roi if young > 0 else replace(roi, scale=roi.scale * 0.5)
+            skin_lab = self._tone(frame, lm, troi, old, young, params["gray"])
+            if old > 0:
+                self._wrinkles(frame, face, state, skin_lab)
+        prune(state.setdefault("uv", {}), {f.id for f in faces})
+        return frame
+
+    def warps(self, params: dict) -> bool:
+        return params["years"] != 0 and params["sag"] > 0
+
+    def add_warp(self, field: WarpField, face: Face, params: dict) -> None:
+        """Sagging (older) or lifting (younger) as local warps."""
+        old = float(np.clip(params["years"] / 50.0, 0, 1))
+        young = float(np.clip(-params["years"] / 20.0, 0, 1))
+        sag = params["sag"]
+        lm = face.landmarks
+        fw = face_width(lm)
+        cx = float(lm[168, 0])
+        down = (lm[152, :2] - lm[168, :2]) / max(float(np.linalg.norm(lm[152, :2] - lm[168, :2])), 1e-6)
+        side = np.array([down[1], -down[0]], np.float32)  # perpendicular to the face axis
+        for idx, (dn, out) in SAG_POINTS.items():
+            p = lm[idx, :2]
+            s = np.sign(p[0] - cx)
+            if old > 0:
+                move = down * dn * old + side * s * out * old
+            else:  # lift: up and slightly in, a little weaker than the sag
+                move = -down * dn * 0.8 * young - side * s * out * young
+            field.translate(p, p + move * fw * sag, fw * (0.15 if dn > 0.025 else 0.09))
+        if old > 0:
+            for idx in LID_CREASE:
+                p = lm[idx, :2]
+                field.translate(p, p + down * 0.012 * old * fw * sag, fw * 0.06)
+        else:
+            for eye in ((33, 133), (263, 362)):
+                c = lm[list(eye), :2].mean(axis=0)
+                field.scale(c, float(np.linalg.norm(lm[eye[0], :2] - lm[eye[1], :2])) * 0.9, 0.08 * young * sag)
+
+    @staticmethod
+    def _tone(frame: np.ndarray, lm: np.ndarray, roi: Roi, old: float, young: float, gray: float
+              ) -> np.ndarray:
+        """Skin tone, smoothing and graying as one delta at work resolution; returns the cheeks' Lab."""
+        small = work_image(frame, roi)
+        small8 = small.astype(np.uint8)
+        lab = cv2.cvtColor(small8, cv2.COLOR_BGR2LAB).astype(np.float32)
+        skin_lab = cheek_lab(small8, lm, roi)
+        masks = region_masks(lm, roi)
+        fw = face_width(lm) * roi.scale
+        delta = np.zeros_like(small)
+        skin = feather(masks["face"], fw * 0.05) * (1.0 - masks["lips"])
+        lum = small.mean(axis=2, keepdims=True)
+        if old > 0:
+            # Sallow: less saturated, yellower, slightly darker.
+            target = lum + (small - lum) * (1.0 - 0.25 * old)
+            target = target * np.array([0.93, 0.98, 1.0], np.float32) * (1.0 - 0.04 * old)
+            delta += (target - small) * skin[..., None]
+            g = gray * float(np.clip((old - 0.15) / 0.55, 0, 1))
+            if g > 0:
+                hair = hair_mask(lab, lm, roi, masks, skin_lab)
+                brows = np.zeros_like(hair)
+                for b in (RIGHT_BROW, LEFT_BROW):
+                    fill(brows, roi.to_work(lm[b]))
+                brows = feather(brows, fw * 0.01)
+                m = np.maximum(hair, brows * 0.6) * g
+                # Silver: desaturated, lifted towards a warm light gray, strands' contrast kept.
+                silver = lum * 0.6 + np.array([88.0, 96.0, 100.0], np.float32)
+                delta += (silver - small) * m[..., None]
+        damp = None
+        if young > 0:
+            smoothed = smooth_skin(small, lm, roi, 0.5 + 0.5 * young)
+            delta += (smoothed - small) * (masks["skin"] * min(1.0, 1.2 * young))[..., None]
+            if roi.scale < 0.95:
+                damp = masks["skin"] * (0.6 * young)
+            target = np.clip(small * np.array([1.0, 1.02, 1.06], np.float32) + 6.0, 0, 255)  # fresh, rosy
+            delta += (target - small) * (skin * young * 0.6)[..., None]
+        add_delta(frame, roi, delta, damp)
+        return skin_lab
+
+    @staticmethod
+    def _wrinkles(frame: np.ndarray, face: Face, state: dict, skin_lab: np.ndarray) -> None:
+        """Texture shading computed at work resolution (creases are soft, ~1 px there) and applied to the
+        full-resolution ROI as one per-channel multiplicative factor."""
+        lm = face.landmarks
+        roi = face_roi(lm, frame.shape, margin=0.03, top=0.03, bottom=0.03)
+        if roi is None:
+            return
+        size = roi.work_size
+        mapper = cached_mapper(state.setdefault("uv", {}), face.id, lm, roi)
+        layer = mapper.sample(state["tex"], size)  # (h, w, 2): shading, spot alpha
+        sl = roi.slice()
+        # Only on skin: bangs, glasses or a beard over the mesh keep their look.
+        like = skin_likeness(downscale(frame[sl], roi.scale), skin_lab)
+        # (1 + shading) x (1 - spot · (1 - pigment)) per channel; spots are darker and browner.
+        pigment = np.array([0.45, 0.32, 0.18], np.float32)
+        factor = (1.0 + layer[..., :1] * like[..., None]) * (1.0 - (layer[..., 1] * like)[..., None] * pigment)
+        if roi.scale < 1.0:
+            factor = cv2.resize(factor.astype(np.float32), roi.size, interpolation=cv2.INTER_LINEAR)
+        frame[sl] = cv2.multiply(frame[sl], factor.astype(np.float32), dtype=cv2.CV_8U)
+
+
+def hair_mask(lab: np.ndarray, lm: np.ndarray, roi: Roi, masks: dict[str, np.ndarray], skin_c: np.ndarray
+              ) -> np.ndarray:
+    """Soft hair mask at work resolution, without a hair model: a band around the top and sides of the
+    face (not below the ears), keeping pixels whose colour is far from the cheeks' skin and close to
+    the colour sampled just above the forehead."""
+    h, w = lab.shape[:2]
+    p = roi.to_work(lm)
+    fw = face_width(lm) * roi.scale
+    center = p[[10, 152]].mean(axis=0)
+    fh = float(np.linalg.norm(p[152] - p[10]))
+    band = np.zeros((h, w), np.float32)
+    cv2.ellipse(band, ((float(center[0]), float(center[1] - 0.15 * fh)), (fw * 1.7, fh * 1.6), 0.0), 1.0, -1)
+    band[int(min(p[234, 1], p[454, 1]) + 0.1 * fh):] = 0  # nothing below ear level (neck, collar)
+    band = np.clip(band - cv2.dilate(masks["face"], np.ones((3, 3), np.uint8)), 0, 1)
+    top = p[10] - np.array([0, 0.06 * fh])
+    hair_box = lab[max(int(top[1] - fw * 0.05), 0):max(int(top[1]), 1),
+                   max(int(top[0] - fw * 0.12), 0):max(int(top[0] + fw * 0.12), 1)]
+    if hair_box.size == 0:
+        return band * 0
+    hair_c = np.median(hair_box.reshape(-1, 3), axis=0)
+    d_skin = np.sqrt(((lab - skin_c) ** 2).sum(axis=2))
+    # Hair has highlights and shadows of one hue: lightness differences count a third as much.
+    diff = lab - hair_c
+    d_hair = np.sqrt((diff[..., 0] * 0.35) ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2)
+    like = (1.0 / (1.0 + np.exp(-(d_skin - 18.0) / 5.0))) * (1.0 / (1.0 + np.exp((d_hair - 24.0) / 5.0)))
+    m = feather(band * like.astype(np.float32), fw * 0.015)
+    # Fade out towards the ROI border so a band that reaches it never shows the ROI's straight edge.
+    ty = np.clip(np.minimum(np.arange(h), h - 1 - np.arange(h)) / max(h * 0.08, 1), 0, 1).astype(np.float32)
+    tx = np.clip(np.minimum(np.arange(w), w - 1 - np.arange(w)) / max(w * 0.08, 1), 0, 1).astype(np.float32)
+    return m * np.outer(ty, tx)
