@@ -1,0 +1,86 @@
+"""``facestage bench avatar``: per-frame cost at 512x512 of rig solve + deform + render + JPEG for each
+built-in and the photo avatar on moderngl, and the same scene on pyrender in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+SIZE = 512
+
+
+def _animated_face(i: int):
+    """A tracker-shaped Face whose expression changes every frame (so every frame re-deforms)."""
+    from ..tracking import ARKIT_NAMES, Face, HeadPose
+
+    bs = dict.fromkeys(ARKIT_NAMES, 0.0)
+    bs["jawOpen"] = 0.5 + 0.5 * np.sin(i * 0.4)
+    bs["mouthSmileLeft"] = bs["mouthSmileRight"] = 0.3 + 0.3 * np.sin(i * 0.13)
+    bs["eyeBlinkLeft"] = bs["eyeBlinkRight"] = float(i % 12 == 0)
+    bs["browInnerUp"] = 0.4 + 0.4 * np.sin(i * 0.21)
+    pose = HeadPose(yaw=12 * np.sin(i * 0.1), pitch=6 * np.sin(i * 0.07), roll=3 * np.sin(i * 0.05))
+    return Face(id=0, landmarks=np.zeros((478, 3), np.float32), confidence=1.0, bbox=(0, 0, 1, 1), pose=pose,
+                blendshapes=bs)
+
+
+def _time_frames(rt, avatar, frames: int, jpeg: bool = True) -> tuple[float, float]:
+    """(median ms of the whole frame, median ms of the render call alone)."""
+    import cv2
+
+    from ..avatar.rig import Rig
+
+    rig = Rig(avatar)
+    faces = [_animated_face(i) for i in range(frames + 3)]
+    whole, render = [], []
+    for i, face in enumerate(faces):
+        t0 = time.perf_counter()
+        state = rig.from_face(face, i / 30)
+        t1 = time.perf_counter()
+        rgba = rt.render(avatar, state, size=SIZE)
+        t2 = time.perf_counter()
+        if jpeg:
+            cv2.imencode(".jpg", rgba[:, :, 2::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+        t3 = time.perf_counter()
+        if i >= 3:  # warm-up: buffer creation, shader compile
+            whole.append((t3 - t0) * 1000)
+            render.append((t2 - t1) * 1000)
+    return statistics.median(whole), statistics.median(render)
+
+
+def run(args: argparse.Namespace) -> dict:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from ..avatar import load_avatar
+    from ..avatar.builtin import BUILTIN_SPECS
+    from ..rendering import RenderThread
+
+    frames = int(getattr(args, "frames", None) or 30)
+    names = [*BUILTIN_SPECS, "photo:astronaut"]
+    avatars = {n: load_avatar(n) for n in names}
+    out: dict = {"size": SIZE, "frames": frames, "msaa": 0, "avatars": {}}
+    rt = RenderThread(size=SIZE, msaa=0)
+    try:
+        out["gl_renderer"] = rt.info().get("renderer")
+        for n, av in avatars.items():
+            out["avatars"][n] = round(_time_frames(rt, av, frames)[0], 2)
+        _, out["render_ms"] = _time_frames(rt, avatars["ava"], frames, jpeg=False)
+    finally:
+        rt.close()
+    try:
+        pr = RenderThread(size=SIZE, backend="pyrender")
+        try:
+            _, out["pyrender_ms"] = _time_frames(pr, avatars["ava"], max(5, frames // 3), jpeg=False)
+        finally:
+            pr.close()
+        out["pyrender_ratio"] = round(out["render_ms"] / out["pyrender_ms"], 3)
+        out["pyrender_ms"] = round(out["pyrender_ms"], 2)
+    except Exception as exc:  # noqa: BLE001 - report, don't hide, a broken pyrender
+        out["pyrender_ms"] = None
+        out["pyrender_ratio"] = None
+        out["pyrender_error"] = f"{type(exc).__name__}: {exc}"
+    out["render_ms"] = round(out["render_ms"], 2)
+    out["triangles"] = {n: av.triangle_count for n, av in avatars.items()}
+    return out
