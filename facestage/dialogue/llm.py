@@ -1,0 +1,104 @@
+"""An OpenAI-compatible ``/v1/chat/completions`` client with streaming (Server-Sent Events).
+
+Works with llama.cpp's server, vLLM, Ollama and hosted OpenAI-style APIs. Standard library only
+(http.client), so the dialogue needs no extra dependency and streaming stays byte-exact.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError, FacestageError
+
+
+class LLMError(FacestageError, RuntimeError):
+    """The chat backend is unreachable or answered with an error (callers fall back to retrieval)."""
+
+
+class OpenAIChatBackend:
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, temperature: float = 0.3,
+                 max_tokens: int = 256, timeout: float = 30.0, connect_timeout: float = 3.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"LLM base URL must be http(s)://host[:port][/v1], got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model, self.api_key = model, api_key
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+        path = parts.path.rstrip("/")
+        # Accept both "http://host:8080" and "http://host:8080/v1" as the base URL.
+        self._path = (path if path.endswith("/v1") else path + "/v1") + "/chat/completions"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OpenAIChatBackend:
+        return cls(settings.base_url, settings.model, settings.api_key, settings.temperature, settings.max_tokens)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.connect_timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
+
+    def stream_chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """Yield content deltas as the server streams them. Raises LLMError on any failure."""
+        body = json.dumps({"model": self.model, "messages": messages, "stream": True,
+                           "temperature": self.temperature, "max_tokens": self.max_tokens}).encode()
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        conn = self._connection()
+        try:
+            try:
+                conn.connect()
+                assert conn.sock is not None
+                conn.sock.settimeout(self.timeout)  # connecting must be quick; generating may take longer
+                conn.request("POST", self._path, body, headers)
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                raise LLMError(f"chat backend {self.base_url} unreachable: {exc}") from exc
+            if resp.status != 200:
+                detail = resp.read(300).decode("utf-8", "replace")
+                raise LLMError(f"chat backend {self.base_url} answered HTTP {resp.status}: {detail}")
+            yield from self._events(resp)
+        finally:
+            conn.close()
+
+    def _events(self, resp: http.client.HTTPResponse) -> Iterator[str]:
+        finished = False  # a finish_reason was seen: the answer is complete even if [DONE] never comes
+        try:
+            while True:
+                line = resp.readline()
+                if not line:
+                    if finished:
+                        return
+                    # OpenAI-style servers end with "data: [DONE]"; without it the answer is cut off
+                    raise LLMError(f"chat stream from {self.base_url} broke: ended before [DONE]")
+                text = line.decode("utf-8", "replace").strip()
+                if not text.startswith("data:"):
+                    continue  # blank separators, comments (": ping") and event names
+                data = text[5:].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    event = json.loads(data)
+                except json.JSONDecodeError as exc:
+                    raise LLMError(f"chat backend sent a malformed event: {data[:80]!r}") from exc
+                if "error" in event:
+                    raise LLMError(f"chat backend error: {event['error']}")
+                for choice in event.get("choices", []):
+                    finished = finished or bool(choice.get("finish_reason"))
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
+                        yield content
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+            raise LLMError(f"chat stream from {self.base_url} broke: {exc}") from exc
+
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        return "".join(self.stream_chat(messages))

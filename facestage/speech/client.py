@@ -1,0 +1,332 @@
+"""TTSClient: streamed sentence-by-sentence synthesis with phoneme and viseme timelines.
+
+Backends are pluggable: the default runs piper/espeak-ng in a worker process (GPL code never enters our
+process, and synthesis never blocks the render thread); ``HTTPSpeechBackend`` calls an OpenAI-style
+``/v1/audio/speech`` server for production voices.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import wave
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import FacestageError, InputError
+from .protocol import ProtocolError, read_message, write_message
+from .text import detect_lang, has_speakable, split_sentences
+from .types import SpeechChunk, Timeline, Utterance, join_chunks
+from .visemes import phonemes_to_visemes
+
+
+class SpeechError(FacestageError, RuntimeError):
+    """The speech engine failed (worker died, backend unreachable, engine error)."""
+
+
+
+class SpeechBackend(Protocol):
+    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+        """Yield dicts with audio (int16), sample_rate, text, lang, engine, phonemes, transcript, synth_s."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _TimeoutReader:
+    """File-like reader over a raw pipe fd that gives up after ``timeout`` seconds without data."""
+
+    def __init__(self, fd: int, timeout: float) -> None:
+        self.fd, self.timeout = fd, timeout
+
+    def read(self, n: int) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], self.timeout)
+        if not ready:
+            raise SpeechError(f"TTS worker sent nothing for {self.timeout:.0f} s")
+        return os.read(self.fd, n)
+
+
+class WorkerSpeechBackend:
+    """piper (English, joe voice) and espeak-ng (Mandarin and others) in a child process."""
+
+    def __init__(self, python: str | None = None, timeout: float = 60.0) -> None:
+        self.python = python or sys.executable
+        self.timeout = timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.poll() is None else None
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            # worker stderr, quoted when it dies; closed in _kill
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115
+            env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+                   "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            self._proc = subprocess.Popen(
+                [self.python, "-m", "facestage.speech.worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, bufsize=0, env=env,
+            )
+        return self._proc
+
+    def _died(self, why: str) -> SpeechError:
+        tail = ""
+        if self._log is not None:
+            self._log.seek(0)
+            tail = self._log.read()[-600:].decode("utf-8", "replace").strip()
+        self._kill()
+        return SpeechError(f"TTS worker {why}" + (f": {tail.splitlines()[-1]}" if tail else ""))
+
+    def _exchange(self, request: dict[str, Any]) -> Iterator[tuple[dict[str, Any], bytes]]:
+        """Send one request and yield reply messages until a terminal one; holds the worker meanwhile.
+
+        A worker found dead before it answered anything (killed, crashed between requests) is restarted
+        and the request sent once more; one that dies mid-answer raises SpeechError.
+        """
+        with self._lock:
+            for attempt in range(2):
+                proc = self._ensure()
+                assert proc.stdin is not None and proc.stdout is not None
+                reader = _TimeoutReader(proc.stdout.fileno(), self.timeout)
+                try:
+                    write_message(proc.stdin, request)
+                    header, payload = read_message(reader)
+                except (BrokenPipeError, OSError, ProtocolError):
+                    if attempt == 0:
+                        self._kill()
+                        continue
+                    raise self._died("exited") from None
+                except SpeechError:
+                    self._kill()
+                    raise
+                break
+            yield from self._replies(reader, header, payload)
+
+    def _replies(self, reader: _TimeoutReader, header: dict[str, Any], payload: bytes
+                 ) -> Iterator[tuple[dict[str, Any], bytes]]:
+        finished = False
+        try:
+            while True:
+                op = header.get("op")
+                if op == "error":
+                    finished = True
+                    raise SpeechError(str(header.get("message")))
+                terminal = op in ("done", "ready", "voices")
+                finished = terminal
+                yield header, payload
+                if terminal:
+                    return
+                try:
+                    header, payload = read_message(reader)
+                except ProtocolError:
+                    raise self._died("exited") from None
+                except SpeechError:
+                    self._kill()
+                    raise
+        finally:
+            if not finished and self._proc is not None and self._proc.poll() is None:
+                # The caller stopped early: the worker is still streaming, so restart rather than
+                # drain (draining could take as long as the rest of the text).
+                self._kill()
+
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> list[str]:
+        for header, _ in self._exchange({"op": "warmup", "langs": list(langs)}):
+            return list(header.get("engines", []))
+        return []
+
+    def voices(self) -> list[str]:
+        for header, _ in self._exchange({"op": "voices"}):
+            return list(header.get("voices", []))
+        return []
+
+    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+        for header, payload in self._exchange({"op": "synth", "text": text, "voice": voice, "lang": lang}):
+            if header.get("op") != "chunk":
+                continue
+            yield {**header, "audio": np.frombuffer(payload, dtype="<i2").astype(np.int16)}
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc is not None:
+            for f in (proc.stdin, proc.stdout):
+                if f:
+                    f.close()
+        if self._log is not None and proc is not None:
+            self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            try:
+                write_message(proc.stdin, {"op": "quit"})
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+
+
+class WorkerPool:
+    """Several worker processes for concurrent streams (one server session no longer waits for another's
+    sentence). Each stream borrows a free worker and returns it when done; extra callers wait."""
+
+    def __init__(self, size: int, python: str | None = None, timeout: float = 60.0) -> None:
+        if not 1 <= size <= 32:
+            raise ValueError("worker pool size must be 1..32")
+        self.workers = [WorkerSpeechBackend(python, timeout) for _ in range(size)]
+        self._free: queue.Queue[WorkerSpeechBackend] = queue.Queue()
+        for w in self.workers:
+            self._free.put(w)
+
+    @property
+    def pid(self) -> int | None:
+        return self.workers[0].pid
+
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> list[str]:
+        return [name for w in self.workers for name in w.warmup(langs)]
+
+    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+        worker = self._free.get()
+        try:
+            yield from worker.stream(text, voice, lang)
+        finally:
+            self._free.put(worker)
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+
+
+class HTTPSpeechBackend:
+    """An OpenAI-compatible ``POST /v1/audio/speech`` server (WAV response), one request per sentence.
+
+    Such servers return no alignments, so phonemes are unknown and visemes come from the audio envelope
+    (silence → sil, louder → more open vowels): coarser than the worker's exact timings.
+    """
+
+    def __init__(self, base_url: str, model: str = "tts-1", voice: str = "alloy", api_key: str | None = None,
+                 timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model, self.voice, self.api_key, self.timeout = model, voice, api_key, timeout
+
+    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+        for sentence in split_sentences(text):
+            if not has_speakable(sentence):
+                continue
+            t0 = time.perf_counter()
+            body = json.dumps({"model": self.model, "input": sentence, "voice": voice or self.voice,
+                               "response_format": "wav"}).encode()
+            headers = {"Content-Type": "application/json"}
+            if self.api_key:
+                headers["Authorization"] = f"Bearer {self.api_key}"
+            url = self.base_url + ("/audio/speech" if self.base_url.endswith("/v1") else "/v1/audio/speech")
+            req = urllib.request.Request(url, body, headers)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    data = resp.read()
+            except (urllib.error.URLError, OSError) as exc:
+                raise SpeechError(f"speech server {self.base_url} failed: {exc}") from exc
+            audio, rate = _decode_wav(data)
+            yield {"audio": audio, "sample_rate": rate, "text": sentence, "lang": lang or detect_lang(sentence),
+                   "engine": f"http:{self.model}", "phonemes": [], "transcript": "",
+                   "visemes": envelope_visemes(audio, rate), "synth_s": time.perf_counter() - t0}
+
+    def close(self) -> None:
+        pass
+
+
+def _decode_wav(data: bytes) -> tuple[np.ndarray, int]:
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            if w.getsampwidth() != 2:
+                raise SpeechError("speech server must return 16-bit WAV")
+            audio = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+            if w.getnchannels() > 1:
+                audio = audio.reshape(-1, w.getnchannels()).mean(axis=1)
+            return audio.astype(np.int16), w.getframerate()
+    except (wave.Error, EOFError) as exc:
+        raise SpeechError(f"speech server returned no WAV audio ({exc})") from exc
+
+
+def envelope_visemes(audio: np.ndarray, sample_rate: int, hop_s: float = 0.02) -> Timeline:
+    """Visemes from loudness alone, for engines that give no alignments."""
+    hop = max(int(sample_rate * hop_s), 1)
+    n = len(audio) // hop
+    if n == 0:
+        return []
+    rms = np.sqrt((audio[: n * hop].astype(np.float32).reshape(n, hop) ** 2).mean(axis=1))
+    ref = float(np.percentile(rms, 95)) or 1.0
+    out: Timeline = []
+    for i, r in enumerate(rms / ref):
+        v = "sil" if r < 0.08 else "nn" if r < 0.3 else "E" if r < 0.6 else "aa"
+        s, e = i * hop_s, (i + 1) * hop_s
+        if out and out[-1][2] == v:
+            out[-1] = (out[-1][0], e, v)
+        else:
+            out.append((s, e, v))
+    return out
+
+
+class TTSClient:
+    """Text → streamed :class:`SpeechChunk` s. The worker starts on first use; call :meth:`close`."""
+
+    def __init__(self, voice: str | None = None, backend: SpeechBackend | None = None, workers: int = 1) -> None:
+        """``workers`` > 1 runs that many worker processes so that concurrent ``synthesize`` calls (one per
+        server session) proceed in parallel; with 1, calls from several threads take turns."""
+        self.voice = voice
+        if backend is None:
+            backend = WorkerSpeechBackend() if workers == 1 else WorkerPool(workers)
+        self.backend: SpeechBackend = backend
+
+    def __enter__(self) -> TTSClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> None:
+        """Load the engines now, so the first question does not pay the ~1 s model load."""
+        if isinstance(self.backend, WorkerSpeechBackend | WorkerPool):
+            self.backend.warmup(langs)
+
+    def synthesize(self, text: str, voice: str | None = None, lang: str | None = None) -> Iterator[SpeechChunk]:
+        if not isinstance(text, str) or not has_speakable(text):
+            raise InputError("nothing to say: the text has no letters, digits or Chinese characters")
+        if lang is not None and lang not in ("en", "zh") and not (voice or self.voice or "").startswith("espeak:"):
+            raise InputError(f"unsupported language {lang!r} (en, zh; others through an espeak:VOICE voice)")
+        offset = 0.0
+        for raw in self.backend.stream(text, voice or self.voice, lang):
+            phonemes = [(float(s), float(e), str(p)) for s, e, p in raw.get("phonemes", [])]
+            visemes = raw.get("visemes") or phonemes_to_visemes(phonemes)
+            chunk = SpeechChunk(
+                audio=raw["audio"], sample_rate=int(raw["sample_rate"]), offset_s=offset, text=raw["text"],
+                lang=raw["lang"], engine=raw["engine"], phonemes=phonemes, visemes=list(visemes),
+                transcript=raw.get("transcript", ""), synth_s=float(raw.get("synth_s", 0.0)),
+            )
+            offset += chunk.duration_s
+            yield chunk
+
+    def synthesize_all(self, text: str, voice: str | None = None, lang: str | None = None) -> Utterance:
+        """The whole text as one clip (for files and offline rendering)."""
+        return join_chunks(list(self.synthesize(text, voice, lang)))
+
+    def close(self) -> None:
+        self.backend.close()
