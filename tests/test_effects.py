@@ -167,3 +167,7 @@ def test_bench_reports_every_effect_and_chain() -> None:
     for key in ("tracking_ms", "chain_ms", "faces4_chain_ms", "natural_old70_ms"):
         assert result[key] > 0, key
     assert 200 < result["face_width_px"] < 400  # a real 720p face was tracked (timing itself is not asserted)
+    assert result["threads"] == 1  # cv2 and the BLAS pinned to one core while timing
+    for key in ("chain_cpu_ms", "faces4_chain_cpu_ms", "natural_old70_cpu_ms"):
+        assert result[key] > 0, key
+    assert set(result["effects_cpu"]) == set(result["effects"])

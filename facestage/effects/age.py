@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import cv2
@@ -17,8 +18,18 @@ import numpy as np
 from ..tracking.types import Face
 from .agetexture import age_texture
 from .base import Effect, P, register
-from .regions import LEFT_BROW, RIGHT_BROW, Roi, face_roi, face_width, feather, fill, region_masks
-from .skin import add_delta, cheek_lab, downscale, skin_likeness, smooth_skin, work_image
+from .regions import LEFT_BROW, RIGHT_BROW, Roi, clip, face_roi, face_width, feather, fill, region_masks
+from .skin import (
+    add_delta,
+    cheek_lab,
+    downscale,
+    lab_distance,
+    sigmoid,
+    skin_likeness,
+    smooth_skin,
+    times_mask,
+    work_image,
+)
 from .uvspace import cached_mapper, prune
 from .warp import WarpField
 
@@ -28,6 +39,7 @@ SAG_POINTS = {  # landmark: (down, outward) in face widths at full sag
     205: (0.02, 0.0), 425: (0.02, 0.0),  # cheeks
 }
 LID_CREASE = (27, 257)  # above the upper lids: skin that droops over the lid with age
+SILVER_DELTA = np.hstack([np.full((3, 3), 0.2) - np.eye(3), [[88.0], [96.0], [100.0]]]).astype(np.float32)
 
 
 @register
@@ -46,8 +58,8 @@ class Age(Effect):
 
     def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
         years = params["years"]
-        old = float(np.clip(years / 50.0, 0, 1))
-        young = float(np.clip(-years / 20.0, 0, 1))
+        old = float(clip(years / 50.0, 0, 1))
+        young = float(clip(-years / 20.0, 0, 1))
         key = (round(old, 2), params["wrinkles"])
         if old > 0 and state.get("tex_key") != key:
             state["tex"], state["tex_key"] = age_texture(old, params["wrinkles"]), key
@@ -70,13 +82,13 @@ class Age(Effect):
 
     def add_warp(self, field: WarpField, face: Face, params: dict) -> None:
         """Sagging (older) or lifting (younger) as local warps."""
-        old = float(np.clip(params["years"] / 50.0, 0, 1))
-        young = float(np.clip(-params["years"] / 20.0, 0, 1))
+        old = float(clip(params["years"] / 50.0, 0, 1))
+        young = float(clip(-params["years"] / 20.0, 0, 1))
         sag = params["sag"]
         lm = face.landmarks
         fw = face_width(lm)
         cx = float(lm[168, 0])
-        down = (lm[152, :2] - lm[168, :2]) / max(float(np.linalg.norm(lm[152, :2] - lm[168, :2])), 1e-6)
+        down = (lm[152, :2] - lm[168, :2]) / max(math.hypot(*(lm[152, :2] - lm[168, :2])), 1e-6)
         side = np.array([down[1], -down[0]], np.float32)  # perpendicular to the face axis
         for idx, (dn, out) in SAG_POINTS.items():
             p = lm[idx, :2]
@@ -93,7 +105,7 @@ class Age(Effect):
         else:
             for eye in ((33, 133), (263, 362)):
                 c = lm[list(eye), :2].mean(axis=0)
-                field.scale(c, float(np.linalg.norm(lm[eye[0], :2] - lm[eye[1], :2])) * 0.9, 0.08 * young * sag)
+                field.scale(c, math.hypot(*(lm[eye[0], :2] - lm[eye[1], :2])) * 0.9, 0.08 * young * sag)
 
     @staticmethod
     def _tone(frame: np.ndarray, lm: np.ndarray, roi: Roi, old: float, young: float, gray: float
@@ -103,17 +115,17 @@ class Age(Effect):
         small8 = small.astype(np.uint8)
         lab = cv2.cvtColor(small8, cv2.COLOR_BGR2LAB).astype(np.float32)
         skin_lab = cheek_lab(small8, lm, roi)
-        masks = region_masks(lm, roi)
+        masks = region_masks(lm, roi, skin=young > 0)  # the skin mask only for the young look
         fw = face_width(lm) * roi.scale
         delta = np.zeros_like(small)
         skin = feather(masks["face"], fw * 0.05) * (1.0 - masks["lips"])
-        lum = small.mean(axis=2, keepdims=True)
         if old > 0:
-            # Sallow: less saturated, yellower, slightly darker.
-            target = lum + (small - lum) * (1.0 - 0.25 * old)
-            target = target * np.array([0.93, 0.98, 1.0], np.float32) * (1.0 - 0.04 * old)
-            delta += (target - small) * skin[..., None]
-            g = gray * float(np.clip((old - 0.15) / 0.55, 0, 1))
+            # Sallow: less saturated (towards the pixel's grey by 25 % · old), yellower, slightly darker —
+            # a linear colour map, so its delta (map - identity) is one cv2.transform of the work image.
+            k = 1.0 - 0.25 * old
+            sallow = np.diag([0.93, 0.98, 1.0]) @ (k * np.eye(3) + (1.0 - k) / 3.0) * (1.0 - 0.04 * old)
+            delta = times_mask(cv2.transform(small, (sallow - np.eye(3)).astype(np.float32)), skin)
+            g = gray * float(clip((old - 0.15) / 0.55, 0, 1))
             if g > 0:
                 hair = hair_mask(lab, lm, roi, masks, skin_lab)
                 brows = np.zeros_like(hair)
@@ -121,16 +133,16 @@ class Age(Effect):
                     fill(brows, roi.to_work(lm[b]))
                 brows = feather(brows, fw * 0.01)
                 m = np.maximum(hair, brows * 0.6) * g
-                # Silver: desaturated, lifted towards a warm light gray, strands' contrast kept.
-                silver = lum * 0.6 + np.array([88.0, 96.0, 100.0], np.float32)
-                delta += (silver - small) * m[..., None]
+                # Silver: desaturated, lifted towards a warm light gray, strands' contrast kept:
+                # 0.6 · grey + (88, 96, 100) - pixel, again one affine colour map.
+                delta = cv2.add(delta, times_mask(cv2.transform(small, SILVER_DELTA), m))
         damp = None
         if young > 0:
             smoothed = smooth_skin(small, lm, roi, 0.5 + 0.5 * young)
             delta += (smoothed - small) * (masks["skin"] * min(1.0, 1.2 * young))[..., None]
             if roi.scale < 0.95:
                 damp = masks["skin"] * (0.6 * young)
-            target = np.clip(small * np.array([1.0, 1.02, 1.06], np.float32) + 6.0, 0, 255)  # fresh, rosy
+            target = clip(small * np.array([1.0, 1.02, 1.06], np.float32) + 6.0, 0, 255)  # fresh, rosy
             delta += (target - small) * (skin * young * 0.6)[..., None]
         add_delta(frame, roi, delta, damp)
         return skin_lab
@@ -147,14 +159,20 @@ class Age(Effect):
         mapper = cached_mapper(state.setdefault("uv", {}), face.id, lm, roi)
         layer = mapper.sample(state["tex"], size)  # (h, w, 2): shading, spot alpha
         sl = roi.slice()
-        # Only on skin: bangs, glasses or a beard over the mesh keep their look.
-        like = skin_likeness(downscale(frame[sl], roi.scale), skin_lab)
+        # Only on skin: bangs, glasses or a beard over the mesh keep their look. A soft colour mask:
+        # computed at half the work resolution (a quarter of the Lab conversions) and upsampled.
+        like = skin_likeness(downscale(frame[sl], roi.scale * 0.5), skin_lab)
+        if like.shape[::-1] != size:
+            like = cv2.resize(like, size, interpolation=cv2.INTER_LINEAR)
         # (1 + shading) x (1 - spot · (1 - pigment)) per channel; spots are darker and browner.
-        pigment = np.array([0.45, 0.32, 0.18], np.float32)
-        factor = (1.0 + layer[..., :1] * like[..., None]) * (1.0 - (layer[..., 1] * like)[..., None] * pigment)
+        # q = 1 + shading, r = q · spot -> factor_c = q - pigment_c · r: one 2->3 channel cv2.transform.
+        q = 1.0 + layer[..., 0] * like
+        r = q * layer[..., 1] * like
+        pigment = np.float32([[1.0, -0.45], [1.0, -0.32], [1.0, -0.18]])
+        factor = cv2.transform(cv2.merge([q, r]), pigment)
         if roi.scale < 1.0:
-            factor = cv2.resize(factor.astype(np.float32), roi.size, interpolation=cv2.INTER_LINEAR)
-        frame[sl] = cv2.multiply(frame[sl], factor.astype(np.float32), dtype=cv2.CV_8U)
+            factor = cv2.resize(factor, roi.size, interpolation=cv2.INTER_LINEAR)
+        frame[sl] = cv2.multiply(frame[sl], factor, dtype=cv2.CV_8U)
 
 
 def hair_mask(lab: np.ndarray, lm: np.ndarray, roi: Roi, masks: dict[str, np.ndarray], skin_c: np.ndarray
@@ -166,24 +184,23 @@ def hair_mask(lab: np.ndarray, lm: np.ndarray, roi: Roi, masks: dict[str, np.nda
     p = roi.to_work(lm)
     fw = face_width(lm) * roi.scale
     center = p[[10, 152]].mean(axis=0)
-    fh = float(np.linalg.norm(p[152] - p[10]))
+    fh = float(math.hypot(*(p[152] - p[10])))
     band = np.zeros((h, w), np.float32)
     cv2.ellipse(band, ((float(center[0]), float(center[1] - 0.15 * fh)), (fw * 1.7, fh * 1.6), 0.0), 1.0, -1)
     band[int(min(p[234, 1], p[454, 1]) + 0.1 * fh):] = 0  # nothing below ear level (neck, collar)
-    band = np.clip(band - cv2.dilate(masks["face"], np.ones((3, 3), np.uint8)), 0, 1)
+    band = clip(band - cv2.dilate(masks["face"], np.ones((3, 3), np.uint8)), 0, 1)
     top = p[10] - np.array([0, 0.06 * fh])
     hair_box = lab[max(int(top[1] - fw * 0.05), 0):max(int(top[1]), 1),
                    max(int(top[0] - fw * 0.12), 0):max(int(top[0] + fw * 0.12), 1)]
     if hair_box.size == 0:
         return band * 0
     hair_c = np.median(hair_box.reshape(-1, 3), axis=0)
-    d_skin = np.sqrt(((lab - skin_c) ** 2).sum(axis=2))
+    d_skin = lab_distance(lab, skin_c)
     # Hair has highlights and shadows of one hue: lightness differences count a third as much.
-    diff = lab - hair_c
-    d_hair = np.sqrt((diff[..., 0] * 0.35) ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2)
-    like = (1.0 / (1.0 + np.exp(-(d_skin - 18.0) / 5.0))) * (1.0 / (1.0 + np.exp((d_hair - 24.0) / 5.0)))
-    m = feather(band * like.astype(np.float32), fw * 0.015)
+    d_hair = lab_distance(lab, hair_c, (0.35, 1.0, 1.0))
+    like = sigmoid(d_skin, 18.0, 5.0) * sigmoid(d_hair, 24.0, -5.0)
+    m = feather(band * like, fw * 0.015)
     # Fade out towards the ROI border so a band that reaches it never shows the ROI's straight edge.
-    ty = np.clip(np.minimum(np.arange(h), h - 1 - np.arange(h)) / max(h * 0.08, 1), 0, 1).astype(np.float32)
-    tx = np.clip(np.minimum(np.arange(w), w - 1 - np.arange(w)) / max(w * 0.08, 1), 0, 1).astype(np.float32)
+    ty = clip(np.minimum(np.arange(h), h - 1 - np.arange(h)) / max(h * 0.08, 1), 0, 1).astype(np.float32)
+    tx = clip(np.minimum(np.arange(w), w - 1 - np.arange(w)) / max(w * 0.08, 1), 0, 1).astype(np.float32)
     return m * np.outer(ty, tx)

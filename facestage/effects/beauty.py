@@ -3,6 +3,8 @@ whiter teeth and sharpening — per face, inside the face only."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -14,19 +16,21 @@ from .regions import (
     LIPS_INNER,
     RIGHT_IRIS,
     Roi,
+    clip,
     face_roi,
     face_width,
     feather,
     fill,
     region_masks,
 )
-from .skin import add_delta, smooth_skin, work_image
+from .skin import add_delta, smooth_skin, times_mask, work_image
 from .warp import WarpField
 
 # Jaw points pulled towards the face axis by `slim` (cheek-bone level down to the chin side).
 SLIM_POINTS = ([132, 172, 150], [361, 397, 379])
 VCHIN_POINTS = ([149, 176], [378, 400])
 NOSE_WINGS = (129, 358)  # alar points (right, left)
+TEETH_MATRIX = np.hstack([np.eye(3) * 0.35 + 0.65 / 3, np.full((3, 1), 28.0)]).astype(np.float32)
 
 
 def tone_lut(whiten: float, ruddy: float) -> np.ndarray:
@@ -40,7 +44,7 @@ def tone_lut(whiten: float, ruddy: float) -> np.ndarray:
         beta = 1.0 + 2.5 * whiten
         x = np.log1p(x * (beta - 1.0)) / np.log(beta)
     gain = np.array([1.0 - 0.06 * ruddy, 1.0 - 0.02 * ruddy, 1.0 + 0.07 * ruddy], np.float32)
-    return np.clip(x[:, None] * 255.0 * gain[None, :] + 0.5, 0, 255).astype(np.uint8).reshape(1, 256, 3)
+    return clip(x[:, None] * 255.0 * gain[None, :] + 0.5, 0, 255).astype(np.uint8).reshape(1, 256, 3)
 
 
 def add_reshape(wf: WarpField, face: Face, params: dict) -> None:
@@ -52,10 +56,10 @@ def add_reshape(wf: WarpField, face: Face, params: dict) -> None:
     def towards_axis(idx: int, amount: float, radius: float) -> None:
         p = lm[idx, :2]
         d = axis_bottom - axis_top
-        t = np.clip(np.dot(p - axis_top, d) / max(np.dot(d, d), 1e-6), 0, 1)
+        t = clip(np.dot(p - axis_top, d) / max(np.dot(d, d), 1e-6), 0, 1)
         foot = axis_top + t * d
         v = foot - p
-        v /= max(np.linalg.norm(v), 1e-6)
+        v /= max(math.hypot(*v), 1e-6)
         wf.translate(p, p + v * amount, radius)
 
     if params["slim"] > 0:
@@ -67,11 +71,11 @@ def add_reshape(wf: WarpField, face: Face, params: dict) -> None:
             for i in side:
                 towards_axis(i, params["vchin"] * 0.025 * fw, 0.16 * fw)
         chin = lm[CHIN, :2]
-        up = (axis_top - chin) / max(np.linalg.norm(axis_top - chin), 1e-6)
+        up = (axis_top - chin) / max(math.hypot(*(axis_top - chin)), 1e-6)
         wf.translate(chin, chin + up * params["vchin"] * 0.03 * fw, 0.2 * fw)
     if params["eyes"] > 0:
         for iris, corners in ((RIGHT_IRIS, (33, 133)), (LEFT_IRIS, (263, 362))):
-            eye_w = float(np.linalg.norm(lm[corners[0], :2] - lm[corners[1], :2]))
+            eye_w = float(math.hypot(*(lm[corners[0], :2] - lm[corners[1], :2])))
             center = lm[list(corners), :2].mean(axis=0)
             if len(lm) > iris:  # 478-point meshes carry the iris centre; 468-point ones do not
                 center = center * 0.5 + lm[iris, :2] * 0.5
@@ -96,14 +100,13 @@ def whiten_teeth(frame: np.ndarray, lm: np.ndarray, amount: float) -> None:
     if mouth.max() <= 0:
         return
     mouth = feather(mouth, 1.0)
-    hsv = cv2.cvtColor(sub, cv2.COLOR_BGR2HSV).astype(np.float32)
-    bright = np.clip((hsv[..., 2] - 70.0) / 80.0, 0, 1)  # teeth are bright
-    pale = np.clip((170.0 - hsv[..., 1]) / 80.0, 0, 1)  # and not saturated like lips/tongue
-    a = (mouth * bright * pale * amount)[..., None]
-    f = sub.astype(np.float32)
-    grey = f.mean(axis=2, keepdims=True)
-    target = np.clip(grey + (f - grey) * 0.35 + 28.0, 0, 255)  # less yellow, brighter
-    frame[y0:y1, x0:x1] = (f + a * (target - f)).astype(np.uint8)
+    hsv = cv2.cvtColor(sub, cv2.COLOR_BGR2HSV)
+    bright = clip((hsv[..., 2].astype(np.float32) - 70.0) * (1 / 80.0), 0, 1)  # teeth are bright
+    pale = clip((170.0 - hsv[..., 1].astype(np.float32)) * (1 / 80.0), 0, 1)  # and not saturated like lips/tongue
+    a = mouth * bright * pale * np.float32(amount)
+    # Less yellow, brighter: grey + (f - grey)·0.35 + 28 is one 3x4 colour matrix (cv2 saturates to 0..255).
+    target = cv2.transform(sub, TEETH_MATRIX)
+    frame[y0:y1, x0:x1] = cv2.blendLinear(target, sub, a, 1.0 - a)
 
 
 def sharpen_face(frame: np.ndarray, roi: Roi, face_mask_small: np.ndarray, amount: float) -> None:
@@ -168,7 +171,7 @@ def tone_skin(frame: np.ndarray, lm: np.ndarray, roi: Roi, masks: dict[str, np.n
     damp = None
     if smooth > 0:
         smoothed = smooth_skin(small, lm, roi, smooth)
-        delta += (smoothed - small) * (masks["skin"] * (0.95 * smooth ** 0.7))[..., None]
+        delta = times_mask(cv2.subtract(smoothed, small), masks["skin"] * np.float32(0.95 * smooth ** 0.7))
         fine = 0.6 * max(0.0, (smooth - 0.6) / 0.4) ** 2
         if roi.scale < 0.95 and fine > 0.02:  # big face, strong setting: finest detail is beyond the work res
             damp = masks["skin"] * fine
@@ -176,7 +179,7 @@ def tone_skin(frame: np.ndarray, lm: np.ndarray, roi: Roi, masks: dict[str, np.n
         # Tone follows the whole face with a wide feather so it fades into neck and hairline.
         fw = face_width(lm) * roi.scale
         tone = feather(masks["face"], fw * 0.06) * (1.0 - 0.5 * masks["lips"])
-        base = np.clip(small + delta, 0, 255).astype(np.uint8)
+        base = clip(cv2.add(small, delta), 0, 255).astype(np.uint8)
         target = cv2.LUT(base, tone_lut(whiten, ruddy))
-        delta += cv2.subtract(target, base, dtype=cv2.CV_32F) * tone[..., None]
+        delta = cv2.add(delta, times_mask(cv2.subtract(target, base, dtype=cv2.CV_32F), tone))
     add_delta(frame, roi, delta, damp)

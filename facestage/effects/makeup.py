@@ -8,6 +8,8 @@ bounding box of each region only.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -23,6 +25,7 @@ from .regions import (
     RIGHT_EYE,
     RIGHT_EYE_UPPER,
     Roi,
+    clip,
     face_roi,
     face_width,
     feather,
@@ -40,35 +43,37 @@ def lab_tint(sub: np.ndarray, alpha: np.ndarray, color_lab: np.ndarray, l_weight
     """Pull a/b of ``sub`` to the colour's a/b by ``alpha``; shift L towards the colour's L by
     ``l_weight·alpha`` *around the region's own mean*, so texture (L variation) is kept."""
     lab = cv2.cvtColor(sub, cv2.COLOR_BGR2LAB).astype(np.float32)
-    a = alpha[..., None]
-    w = alpha.sum()
-    mean_l = float((lab[..., 0] * alpha).sum() / w) if w > 1e-3 else 128.0
-    target = np.empty_like(lab)
-    target[..., 0] = lab[..., 0] + (color_lab[0] - mean_l)
-    target[..., 1] = color_lab[1]
-    target[..., 2] = color_lab[2]
-    weights = np.array([l_weight, 1.0, 1.0], np.float32)
-    lab += a * weights * (target - lab)
-    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    alpha = np.ascontiguousarray(alpha, np.float32)
+    w = float(alpha.sum())
+    mean_l = float(cv2.extractChannel(lab, 0).ravel() @ alpha.ravel()) / w if w > 1e-3 else 128.0
+    # L: a constant shift (colour L - mean L) · l_weight · alpha; a, b: towards the colour by alpha.
+    # lab + alpha · (v - lab · keep) with v = (shift, a*, b*), keep = (0, 1, 1): one cv2 pass each.
+    v = np.float32([l_weight * (color_lab[0] - mean_l), color_lab[1], color_lab[2]])
+    pull = cv2.transform(lab, np.float32([[0, 0, 0, -v[0]], [0, 1, 0, -v[1]], [0, 0, 1, -v[2]]]))  # lab·keep - v
+    lab = cv2.subtract(lab, cv2.multiply(pull, cv2.merge([alpha, alpha, alpha])))
+    return cv2.cvtColor(lab.clip(0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
 def multiply_tint(sub: np.ndarray, alpha: np.ndarray, bgr: tuple[int, int, int]) -> np.ndarray:
     """Multiply blend (darkens like real pigment, keeps highlights' structure)."""
-    f = sub.astype(np.float32)
-    tinted = f * (np.array(bgr, np.float32) / 255.0)
-    return (f + alpha[..., None] * (tinted - f)).astype(np.uint8)
+    # f + alpha·(f·k - f) = f · (1 + alpha·(k - 1)): a per-channel factor from alpha (one 1->3 channel
+    # cv2.transform) and one saturating multiply, instead of four float32 temporaries.
+    k = np.float32(bgr) / 255.0 - 1.0
+    factor = cv2.transform(np.ascontiguousarray(alpha, np.float32)[..., None],
+                           np.float32([[k[0], 1.0], [k[1], 1.0], [k[2], 1.0]]))
+    return cv2.multiply(sub, factor, dtype=cv2.CV_8U)
 
 
 def _apply_region(frame: np.ndarray, roi: Roi, mask_small: np.ndarray, fn) -> None:  # noqa: ANN001
     """Run ``fn(sub, alpha) -> sub`` on the tight bounding box of a work-resolution mask only."""
-    ys, xs = np.nonzero(mask_small > 0.004)
-    if len(xs) == 0:
+    bx, by, bw, bh = cv2.boundingRect(cv2.compare(mask_small, 0.004, cv2.CMP_GT))
+    if bw == 0:
         return
     s = roi.scale
-    x0 = roi.x0 + int(xs.min() / s) - 1
-    x1 = roi.x0 + int((xs.max() + 1) / s) + 2
-    y0 = roi.y0 + int(ys.min() / s) - 1
-    y1 = roi.y0 + int((ys.max() + 1) / s) + 2
+    x0 = roi.x0 + int(bx / s) - 1
+    x1 = roi.x0 + int((bx + bw) / s) + 2
+    y0 = roi.y0 + int(by / s) - 1
+    y1 = roi.y0 + int((by + bh) / s) + 2
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = max(x0, roi.x0), max(y0, roi.y0), min(x1, roi.x1, w), min(y1, roi.y1, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
@@ -92,7 +97,7 @@ def _eyeshadow_mask(p: np.ndarray, upper: list[int], brow: list[int], eye: list[
     m = fill(np.zeros(shape, np.float32), poly)
     m = feather(m, fw * 0.02)
     eye_hole = fill(np.zeros(shape, np.float32), p[eye])
-    return np.clip(m - feather(eye_hole, fw * 0.004) * 1.5, 0, 1)
+    return clip(m - feather(eye_hole, fw * 0.004) * 1.5, 0, 1)
 
 
 def _liner(p: np.ndarray, upper: list[int], shape: tuple[int, int], fw: float, outer_first: bool) -> np.ndarray:
@@ -110,7 +115,7 @@ def _liner(p: np.ndarray, upper: list[int], shape: tuple[int, int], fw: float, o
                  max(int(round(thick)), 1), cv2.LINE_AA, shift=3)
     outer, nxt = pts[0], pts[1]
     d = outer - nxt
-    d /= max(np.linalg.norm(d), 1e-6)
+    d /= max(math.hypot(*d), 1e-6)
     wing = outer + d * fw * 0.05 + np.array([0, -fw * 0.02], np.float32)
     cv2.line(m, tuple(np.round(outer * 8).astype(int)), tuple(np.round(wing * 8).astype(int)), 1.0,
              max(int(round(base * 1.5)), 1), cv2.LINE_AA, shift=3)
@@ -183,18 +188,18 @@ class Makeup(Effect):
                 def brows_fn(s: np.ndarray, a: np.ndarray, c: tuple = bgr) -> np.ndarray:
                     # Darken hair more than skin between hairs: weight by how dark the pixel already is.
                     grey = cv2.cvtColor(s, cv2.COLOR_BGR2GRAY).astype(np.float32)
-                    hair = np.clip((200.0 - grey) / 120.0, 0.35, 1.0)
+                    hair = clip((200.0 - grey) / 120.0, 0.35, 1.0)
                     return multiply_tint(s, a * hair, tuple(min(255, int(v * 2.2)) for v in c))
 
                 _apply_region(frame, roi, m * 0.75 * params["brows"], brows_fn)
             if params["eyeliner"] > 0:
                 m = np.maximum(_liner(p, RIGHT_EYE_UPPER, shape, fw, True), _liner(p, LEFT_EYE_UPPER, shape, fw, True))
-                _apply_region(frame, roi, np.clip(m, 0, 1) * 0.9 * params["eyeliner"],
+                _apply_region(frame, roi, clip(m, 0, 1) * 0.9 * params["eyeliner"],
                               lambda s, a: multiply_tint(s, a, (25, 20, 20)))
             if params["lipstick"] > 0:
                 m = fill(np.zeros(shape, np.float32), p[LIPS_OUTER])
                 m -= fill(np.zeros(shape, np.float32), p[LIPS_INNER])
-                m = feather(np.clip(m, 0, 1), max(fw * 0.006, 0.6))
+                m = feather(clip(m, 0, 1), max(fw * 0.006, 0.6))
                 lab = _lab_of(params["lipstick_color"])
                 _apply_region(frame, roi, m * params["lipstick"], lambda s, a, lab=lab: lab_tint(s, a, lab, 0.6))
         return frame

@@ -76,12 +76,59 @@ class UVMapper:
     def __init__(self, lm: np.ndarray, roi: Roi) -> None:
         self.roi = roi
         self._maps_full: tuple[np.ndarray, np.ndarray] | None = None
+        self._pad: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        mw, mh = self._map_dims(lm, roi)
         w, h = roi.size
-        s = min(1.0, self.MAP_FACE_PX / max(float(np.ptp(lm[:468, 0])), 1.0))
-        mw, mh = max(int(round(w * s)), 2), max(int(round(h * s)), 2)
-        self._map_size = (mw, mh)
         p = roi.to_roi(lm[:468]) * np.array([mw / w, mh / h], np.float32)
         self.umap, self.vmap = _rasterise_uv(p.astype(np.float64), lm[:468, 2], (mh, mw))
+
+    @classmethod
+    def _map_dims(cls, lm: np.ndarray, roi: Roi) -> tuple[int, int]:
+        w, h = roi.size
+        s = min(1.0, cls.MAP_FACE_PX / max(float(np.ptp(lm[:468, 0])), 1.0))
+        return max(int(round(w * s)), 2), max(int(round(h * s)), 2)
+
+    @classmethod
+    def moved(cls, base: UVMapper, affine: np.ndarray, lm: np.ndarray, roi: Roi) -> UVMapper:
+        """``base``'s raster carried along a rigid-looking head move: frame point p (now) = ``affine`` @ (p
+        (then), 1). One small ``warpAffine`` of the (u, v) maps instead of a new raster."""
+        self = cls.__new__(cls)
+        self.roi = roi
+        self._maps_full = None
+        mw, mh = self._map_dims(lm, roi)
+        w, h = roi.size
+        bmw, bmh = base.umap.shape[::-1]
+        bw, bh = base.roi.size
+        # new map px -> new frame px -> old frame px (inverse affine) -> old map px, as one 3x3 product.
+        to_frame = np.array([[w / mw, 0, roi.x0], [0, h / mh, roi.y0], [0, 0, 1]], np.float64)
+        inv = np.linalg.inv(np.vstack([affine, [0, 0, 1]]))
+        to_map = np.array([[bmw / bw, 0, -base.roi.x0 * bmw / bw], [0, bmh / bh, -base.roi.y0 * bmh / bh],
+                           [0, 0, 1]], np.float64)
+        m = (to_map @ inv @ to_frame)[:2]
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        # Bilinear warping would mix the -1 "outside" value into the rim; warp maps extended by one pixel
+        # (mean of valid neighbours) and a coverage mask instead, and cut at coverage 1/2.
+        u, v, cover = base._padded()
+        both = cv2.warpAffine(cv2.merge([u, v, cover]), m, (mw, mh), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=(0.0, 0.0, 0.0))
+        outside = both[..., 2] < 0.5
+        self.umap, self.vmap = (np.ascontiguousarray(both[..., i]) for i in (0, 1))
+        self._pad = None
+        self.umap[outside] = -1.0
+        self.vmap[outside] = -1.0
+        return self
+
+    def _padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(u, v) grown by one pixel past the mesh rim (normalised 3x3 convolution) and the 0/1 coverage."""
+        if self._pad is None:
+            cover = (self.umap >= 0).astype(np.float32)
+            n = cv2.blur(cover, (3, 3), borderType=cv2.BORDER_CONSTANT)
+            grown = []
+            for m in (self.umap, self.vmap):
+                mean = cv2.blur(m * cover, (3, 3), borderType=cv2.BORDER_CONSTANT) / np.maximum(n, 1e-6)
+                grown.append(np.where(cover > 0, m, np.where(n > 0, mean, 0.0)).astype(np.float32))
+            self._pad = (grown[0], grown[1], cover)
+        return self._pad
 
     def maps(self, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Normalised (u, v) maps at ROI resolution (or ``size``); -1 outside the mesh."""
@@ -113,16 +160,34 @@ class UVMapper:
         return cv2.remap(texture, mu * n, mv * n, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def cached_mapper(cache: dict, fid: int, lm: np.ndarray, roi: Roi, tolerance: float = 0.2) -> UVMapper:
-    """The previous frame's ``UVMapper`` for this face if the ROI is the same and no landmark moved more
-    than ``tolerance`` pixels (a still face after stabilisation), else a new one. Saves the raster
-    (~1.5 ms) on most frames of a seated streamer; deterministic for a given input sequence."""
+def cached_mapper(cache: dict, fid: int, lm: np.ndarray, roi: Roi, tolerance: float = 0.2,
+                  rigid_tolerance: float = 0.006) -> UVMapper:
+    """This face's ``UVMapper``, rasterised as rarely as possible (the raster is ~1.5 ms, the rest ~0.1 ms).
+
+    * Same ROI and no landmark moved more than ``tolerance`` px since the last frame (a still face after
+      stabilisation): the last mapper as is.
+    * The mesh moved as a whole: an affine fit from the last *rasterised* landmarks to these leaves every
+      point within ``rigid_tolerance`` x face width (1.5 px on a 250 px face) -> the rasterised maps
+      carried along by that affine (``UVMapper.moved``). Head translation, zoom and roll hit this path;
+      talking, expressions and turning the head (foreshortening) do not, and get a fresh raster.
+    Always carried from a real raster, never from a carried copy, so no blur accumulates.
+    Deterministic for a given input sequence."""
     key = (roi.x0, roi.y0, roi.x1, roi.y1, roi.scale)
+    xy = lm[:468, :2]
     hit = cache.get(fid)
-    if hit is not None and hit[0] == key and np.abs(hit[1] - lm[:468, :2]).max() <= tolerance:
-        return hit[2]
+    if hit is not None:
+        last_key, last_xy, last, ref_xy, ref = hit
+        if last_key == key and np.abs(last_xy - xy).max() <= tolerance:
+            return last
+        src = np.hstack([ref_xy, np.ones((len(ref_xy), 1), np.float32)]).astype(np.float64)
+        affine, *_ = np.linalg.lstsq(src, xy.astype(np.float64), rcond=None)  # (3, 2)
+        err = np.abs(src @ affine - xy).max()
+        if err <= rigid_tolerance * max(float(np.ptp(xy[:, 0])), 1.0):
+            mapper = UVMapper.moved(ref, affine.T, lm, roi)
+            cache[fid] = (key, xy.copy(), mapper, ref_xy, ref)
+            return mapper
     mapper = UVMapper(lm, roi)
-    cache[fid] = (key, lm[:468, :2].copy(), mapper)
+    cache[fid] = (key, xy.copy(), mapper, xy.copy(), mapper)
     return mapper
 
 
