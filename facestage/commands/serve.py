@@ -1,0 +1,36 @@
+"""``facestage serve``: pages, WebSocket sessions and the HTTP API on one port."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the server (studio, OBS output, brand console, API)",
+                       description="Serve the web apps, WebSocket sessions (protocol v1) and the HTTP API on "
+                                   "one port. See docs/server.md.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--db", default=None, help="profile database (default $FACESTAGE_PROFILES or "
+                                              "~/.local/share/facestage/profiles.sqlite3)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept browser pages from this origin (repeatable; e.g. https://my.site)")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="do not preload the default avatar, the demo employee and the voices at start")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {args.port}")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from ..server import run
+
+    try:
+        run(args.host, args.port, args.db, tuple(args.allow_origin), warm=not args.no_warmup)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    return 0

@@ -1,0 +1,249 @@
+"""The employee session: a brand's virtual employee answers text with voice, visemes and lip-synced frames.
+
+Per sentence of the reply (so speech starts after the first sentence, not the whole answer):
+``reply`` (text) → ``audio`` (timing + visemes) + PCM16 frame → rendered frames whose timestamps are
+media time in ms from the start of the reply, so the client plays audio and shows each frame when the
+audio clock reaches it (time-aligned however the network jitters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any
+
+from .protocol import Kind, ProtocolError, pack_frame
+from .sessions import Session, encode_rgba
+
+EMPLOYEE_OPTIONS = {"brand", "key", "size", "fps", "frames", "alpha", "lang"}
+MAX_LISTEN_S = 30.0  # one spoken question; longer audio is refused rather than buffered
+_DONE = object()
+
+
+class EmployeeSession(Session):
+    kind = "employee"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._employee = None
+        self._avatar = None
+        self._reply_task: asyncio.Task | None = None
+        self._cancel = threading.Event()
+        self._listen: dict[str, Any] | None = None  # {"rate", "lang", "chunks", "samples"} while listening
+
+    async def start(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - EMPLOYEE_OPTIONS)
+        if unknown:
+            raise ProtocolError("unknown_field", f"employee options: unknown field(s) {', '.join(unknown)}; "
+                                f"allowed: {', '.join(sorted(EMPLOYEE_OPTIONS))}")
+        brand = options.get("brand", self.state.brand)
+        key = options.get("key")
+        if not isinstance(brand, str) or not isinstance(key, str):
+            raise ProtocolError("unauthorized", "employee sessions need options.brand and options.key (the brand's "
+                                "API key)")
+        ok = await self.engine.run(self.engine.store.verify_key, brand, key, io=True)
+        if not ok:
+            raise ProtocolError("unauthorized", f"wrong API key for brand {brand!r}")
+        self.state.brand = brand
+        o = self.state.options
+        size, fps = options.get("size", o.get("size", 256)), options.get("fps", o.get("fps", 25))
+        if not isinstance(size, int) or not 64 <= size <= 1024:
+            raise ProtocolError("bad_field", "size: pixels within 64..1024")
+        if not isinstance(fps, int | float) or not 5 <= fps <= 60:
+            raise ProtocolError("bad_field", "fps: 5..60")
+        o.update(size=int(size), fps=float(fps), frames=bool(options.get("frames", o.get("frames", True))),
+                 alpha=bool(options.get("alpha", o.get("alpha", False))))
+        self._employee = await self.engine.run(self.engine.employee, brand, io=True)
+        if self.state.dialogue:
+            self._employee.restore_session(self.state.session_id, self.state.dialogue)
+        p = self._employee.profile
+        if o["frames"]:
+            self._avatar = await self.engine.run(self.engine.avatar, p.avatar, brand, io=True)
+        return {"brand": brand, "name": p.name, "company": p.company, "languages": p.languages,
+                "colors": p.colors, "greeting": self._employee.greeting()}
+
+    async def after_start(self) -> None:
+        """A still of the employee at rest (timestamp -1: show now), so the page is not empty before a reply."""
+        if self._avatar is None:
+            return
+        from ..avatar.rig import Rig
+
+        o = self.state.options
+        bg = None if o["alpha"] else self._employee.profile.background_rgb()
+        rgba = await self.engine.render.render_async(self._avatar, Rig(self._avatar).idle(0.0), size=o["size"],
+                                                     background=bg)
+        data, kind = await self.engine.run(encode_rgba, rgba, "webp" if bg is None else "jpeg", 85)
+        await self.out.always(pack_frame(kind, 0, -1.0, data, 1 if bg is None else 0))
+
+    async def on_message(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "say":
+            text = msg["text"].strip()
+            if not text:
+                raise ProtocolError("bad_field", "say.text: empty question")
+            if len(text) > 2000:
+                raise ProtocolError("too_large", "say.text: at most 2000 characters")
+            await self._start_reply(text, greet=False, voice=msg.get("voice"))
+        elif msg["type"] == "greet":
+            await self._start_reply(self._employee.greeting(msg.get("lang")), greet=True)
+        elif msg["type"] == "listen":
+            rate = msg["sample_rate"]
+            if not 8000 <= rate <= 48000:
+                raise ProtocolError("bad_field", f"listen.sample_rate: 8000..48000 Hz, got {rate}")
+            self._listen = {"rate": rate, "lang": msg.get("lang"), "chunks": [], "samples": 0}
+            await self.out.control({"type": "listening", "sample_rate": rate})
+        elif msg["type"] == "listen_end":
+            await self._heard()
+        elif msg["type"] == "stop":
+            await self._stop_reply()
+            await self.out.control({"type": "stopped"})
+        else:
+            await super().on_message(msg)
+
+    async def _stop_reply(self) -> None:
+        if self._reply_task is not None and not self._reply_task.done():
+            self._cancel.set()
+            self._reply_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reply_task
+        self._cancel = threading.Event()
+
+    async def _start_reply(self, text: str, greet: bool, voice: str | None = None) -> None:
+        await self._stop_reply()  # barge-in: a new question interrupts the current answer
+        self.state.replies += 1
+        self._reply_task = asyncio.create_task(self._reply(text, greet, voice, self.state.replies, self._cancel))
+
+    # The producer runs on an I/O thread (dialogue, TTS and rendering block); it hands events to the loop
+    # through a small bounded queue, so a slow client slows the producer instead of growing memory.
+    def _produce(self, text: str, greet: bool, voice: str | None, loop: asyncio.AbstractEventLoop,
+                 q: asyncio.Queue, cancel: threading.Event) -> None:
+        from ..avatar.rig import Rig
+        from ..speech.visemes import viseme_frames
+
+        def put(item: Any) -> None:
+            if cancel.is_set():
+                raise _Cancelled
+            try:
+                asyncio.run_coroutine_threadsafe(q.put(item), loop).result(timeout=60)
+            except TimeoutError:
+                raise _Cancelled from None  # the consumer is gone
+
+        o = self.state.options
+        emp = self._employee
+        rig = Rig(self._avatar)
+        fps = o["fps"]
+        try:
+            sentences = [text] if greet else emp.reply_stream(text, self.state.session_id)
+            media_t = 0.0  # seconds since the reply started, across sentences
+            frame_no = 0
+            chunk_no = 0
+            full: list[str] = []
+            for sentence in sentences:
+                full.append(sentence)
+                put({"type": "reply", "text": sentence, "index": len(full) - 1, "start_s": round(media_t, 3)})
+                for chunk in self.engine.tts.synthesize(sentence, voice=voice or emp.profile.voice):
+                    start = media_t
+                    put({"type": "audio", "index": chunk_no, "sample_rate": chunk.sample_rate,
+                         "start_s": round(start, 4), "duration_s": round(chunk.duration_s, 4), "text": chunk.text,
+                         "visemes": [[round(s + start, 4), round(e + start, 4), v] for s, e, v in chunk.visemes]})
+                    put(pack_frame(Kind.PCM16, chunk_no, start * 1000.0, chunk.audio.astype("<i2").tobytes()))
+                    chunk_no += 1
+                    if o["frames"] and self._avatar is not None:
+                        mouths = viseme_frames(chunk.visemes, fps, chunk.duration_s)
+                        for i, mouth in enumerate(mouths):
+                            t = start + i / fps
+                            st = rig.idle(t)
+                            for k, v in mouth.items():
+                                st.blendshapes[k] = max(st.blendshapes.get(k, 0.0), v)
+                            bg = None if o["alpha"] else emp.profile.background_rgb()
+                            rgba = self.engine.render.render(self._avatar, st, size=o["size"], background=bg)
+                            data, kind = encode_rgba(rgba, "webp" if bg is None else "jpeg", 85)
+                            put(pack_frame(kind, frame_no, t * 1000.0, data, 1 if bg is None else 0))
+                            frame_no += 1
+                    media_t += chunk.duration_s
+            put({"type": "reply_end", "text": " ".join(full), "duration_s": round(media_t, 3), "frames": frame_no,
+                 "chunks": chunk_no})
+        except _Cancelled:
+            return
+        except Exception as exc:  # noqa: BLE001 - reported to the client, the session stays up
+            with contextlib.suppress(_Cancelled):
+                put({"type": "error", "code": "reply_failed", "message": f"the reply failed: {exc}"})
+        finally:
+            def finish() -> None:
+                try:
+                    q.put_nowait(_DONE)
+                except asyncio.QueueFull:  # the consumer is still draining: queue it behind the rest
+                    loop.create_task(q.put(_DONE))
+
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody is waiting
+                loop.call_soon_threadsafe(finish)
+
+    async def _reply(self, text: str, greet: bool, voice: str | None, reply_no: int,
+                     cancel: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue(maxsize=8)
+        fut = loop.run_in_executor(self.engine.io_executor, self._produce, text, greet, voice, loop, q, cancel)
+        try:
+            while True:
+                item = await q.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, dict):
+                    await self.out.control({**item, "reply": reply_no})
+                else:
+                    await self.out.always(item)  # reply media is never dropped: audio gaps are worse than delay
+                    if item[1] != Kind.PCM16:
+                        self.state.frames_out += 1
+        finally:
+            cancel.set()
+            while not q.empty():  # unblock a producer waiting on a full queue
+                q.get_nowait()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(fut), 0.1)
+            if self._employee is not None:
+                self.state.dialogue = self._employee.session_state(self.state.session_id)
+
+    def checkpoint(self) -> dict[str, Any]:
+        if self._employee is not None:
+            self.state.dialogue = self._employee.session_state(self.state.session_id)
+        return super().checkpoint()
+
+    async def on_frame(self, frame) -> None:
+        if frame.kind != Kind.PCM16 or self._listen is None:
+            raise ProtocolError("unsupported", "an employee session takes say/greet messages, or PCM16 audio "
+                                'frames (kind 3) between {"type": "listen"} and {"type": "listen_end"}')
+        if len(frame.payload) % 2:
+            raise ProtocolError("bad_frame", "PCM16 audio needs an even number of bytes")
+        lst = self._listen
+        lst["samples"] += len(frame.payload) // 2
+        if lst["samples"] > MAX_LISTEN_S * lst["rate"]:
+            self._listen = None
+            raise ProtocolError("too_large", f"a spoken question is limited to {MAX_LISTEN_S:.0f} s")
+        lst["chunks"].append(frame.payload)
+
+    async def _heard(self) -> None:
+        """Speech in: transcribe what was said since "listen" (faster-whisper), then answer it like "say"."""
+        import numpy as np
+
+        lst, self._listen = self._listen, None
+        if lst is None or not lst["chunks"]:
+            raise ProtocolError("bad_message", 'no audio: send {"type": "listen", "sample_rate": N}, then PCM16 frames')
+        from ..speech.asr import transcribe
+
+        audio = np.frombuffer(b"".join(lst["chunks"]), "<i2").astype(np.int16)
+        heard = await self.engine.run(transcribe, audio, lst["rate"], lst["lang"], io=True)
+        await self.out.control({"type": "heard", "text": heard.text, "language": heard.language})
+        if heard.text.strip():
+            await self._start_reply(heard.text.strip(), greet=False)
+
+    async def close(self) -> None:
+        await self._stop_reply()
+        if self._employee is not None:
+            self._employee.end_session(self.state.session_id)
+        await super().close()
+
+
+class _Cancelled(Exception):
+    pass
+
+

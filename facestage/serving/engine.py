@@ -1,0 +1,190 @@
+"""Per-process resources shared by all sessions, created lazily: worker threads, the render thread (the
+one GL context), the TTS worker, the profile store and caches of avatars and employees.
+
+Sessions are cheap and hold only their own state; everything heavy lives here once per process (the
+Ray Serve replica model: one Engine per replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, InputError
+
+DEFAULT_AVATAR = "ava"  # what a profile's "default" avatar means
+UPLOAD_PREFIX = "upload:"
+
+
+class Engine:
+    def __init__(self, db_path: str | Path | None = None, workers: int | None = None,
+                 render_size: int = 384) -> None:
+        from ..dialogue import ProfileStore
+
+        self.store = ProfileStore(db_path)
+        self.data_dir = Path(self.store.path).parent if self.store.path != ":memory:" else Path.cwd()
+        self.upload_dir = self.data_dir / "uploads"
+        # CPU work (JPEG codec, tracking, effects) runs here; OpenCV and MediaPipe release the GIL.
+        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="facestage-cpu")
+        # Employees wait on TTS/LLM I/O, not the CPU: a separate pool so a long reply cannot starve frames.
+        self.io_executor = ThreadPoolExecutor(4, thread_name_prefix="facestage-io")
+        # Start every worker now: a fixed thread count from the first second makes leaks visible.
+        for pool, n in ((self.executor, self.workers), (self.io_executor, 4)):
+            barrier = threading.Barrier(n + 1)
+            for _ in range(n):
+                pool.submit(barrier.wait, 10)
+            barrier.wait(10)
+        self.render_size = render_size
+        self._render = None
+        self._tts = None
+        self._lock = threading.Lock()
+        self._avatars: OrderedDict[str, Any] = OrderedDict()
+        self._employees: dict[str, Any] = {}
+        self._trackers: dict[int, list[Any]] = {}
+        self._closed = False
+        from .sessions import Channels
+
+        self.channels = Channels()
+
+    # --------------------------------------------------------------------------------------- lazy parts
+    @property
+    def render(self):
+        with self._lock:
+            if self._render is None:
+                from ..rendering import RenderThread
+
+                self._render = RenderThread(size=self.render_size, msaa=4)
+            return self._render
+
+    @property
+    def tts(self):
+        with self._lock:
+            if self._tts is None:
+                from ..speech import TTSClient
+
+                self._tts = TTSClient()
+            return self._tts
+
+    def avatar(self, name: str | None, brand: str | None = None):
+        """An avatar by name, cached (building a built-in or photo avatar takes a while the first time)."""
+        from ..avatar import load_avatar
+
+        name = name or DEFAULT_AVATAR
+        if name == "default":
+            name = DEFAULT_AVATAR
+        key = f"{brand}|{name}" if name.startswith(UPLOAD_PREFIX) else name
+        with self._lock:
+            if key in self._avatars:
+                self._avatars.move_to_end(key)
+                return self._avatars[key]
+        if name.startswith(UPLOAD_PREFIX):
+            if not brand:
+                raise InputError("uploaded avatars belong to a brand")
+            path = self.upload_dir / brand / name[len(UPLOAD_PREFIX):]
+            if not path.is_file():
+                raise InputError(f"uploaded avatar {name!r} is missing; upload it again")
+            spec: str | Path = f"photo:{path}" if path.suffix.lower() in (".jpg", ".jpeg", ".png") else path
+        else:
+            spec = name
+        avatar = load_avatar(spec)
+        with self._lock:
+            self._avatars[key] = avatar
+            while len(self._avatars) > 8:  # bounded: each avatar holds vertex buffers
+                self._avatars.popitem(last=False)
+        return avatar
+
+    def employee(self, brand: str):
+        """The brand's Employee, rebuilt when its profile changed (retrieval indexes the FAQ)."""
+        from ..dialogue import Employee
+
+        profile = self.store.get(brand)
+        with self._lock:
+            cached = self._employees.get(brand)
+            if cached is not None and cached.profile.to_dict() == profile.to_dict():
+                return cached
+        emp = Employee(profile)
+        with self._lock:
+            old = self._employees.get(brand)
+            if old is not None:  # keep conversation memory across profile edits
+                for sid in list(old._sessions):
+                    emp.restore_session(sid, old.session_state(sid))
+            self._employees[brand] = emp
+        return emp
+
+    # Face trackers are pooled: building one (MediaPipe graphs) costs ~100 ms and a few MB that the
+    # allocator does not give back, so 1,000 sessions must not mean 1,000 trackers.
+    MAX_IDLE_TRACKERS = 4
+
+    def acquire_tracker(self, max_faces: int):
+        with self._lock:
+            pool = self._trackers.setdefault(max_faces, [])
+            if pool:
+                return pool.pop()
+        from ..tracking import FaceTracker
+
+        return FaceTracker(max_faces=max_faces)
+
+    def release_tracker(self, tracker) -> None:
+        tracker.reset()  # forget the previous user's ids, filters and calibration
+        with self._lock:
+            pool = self._trackers.setdefault(tracker.max_faces, [])
+            if len(pool) < self.MAX_IDLE_TRACKERS and not self._closed:
+                pool.append(tracker)
+                return
+        tracker.close()
+
+    def forget_employee(self, brand: str) -> None:
+        with self._lock:
+            self._employees.pop(brand, None)
+
+    async def run(self, fn, *args: Any, io: bool = False) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.io_executor if io else self.executor, fn, *args)
+
+    def save_upload(self, brand: str, filename: str, data: bytes) -> str:
+        """Store an uploaded GLB/VRM or photo for a brand; returns the avatar name for its profile."""
+        suffix = Path(filename).suffix.lower()
+        if suffix not in (".glb", ".vrm", ".jpg", ".jpeg", ".png"):
+            raise ConfigError(f"upload a .glb/.vrm model or a .jpg/.png photo, not {suffix or 'no extension'}")
+        if suffix in (".glb", ".vrm") and data[:4] != b"glTF":
+            raise InputError("this file is not a binary glTF (.glb files start with 'glTF')")
+        if suffix in (".jpg", ".jpeg") and data[:3] != b"\xff\xd8\xff":
+            raise InputError("this file is not a JPEG image")
+        if suffix == ".png" and data[:8] != b"\x89PNG\r\n\x1a\n":
+            raise InputError("this file is not a PNG image")
+        folder = self.upload_dir / brand
+        folder.mkdir(parents=True, exist_ok=True)
+        name = ("model" if suffix in (".glb", ".vrm") else "photo") + suffix
+        tmp = folder / (name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / name)
+        avatar_name = UPLOAD_PREFIX + name
+        with self._lock:
+            self._avatars.pop(f"{brand}|{avatar_name}", None)
+        try:
+            self.avatar(avatar_name, brand)  # validate now: a broken upload is refused, not found later
+        except Exception as exc:
+            (folder / name).unlink(missing_ok=True)
+            raise InputError(f"cannot make an avatar from {filename}: {exc}") from exc
+        return avatar_name
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle = [t for pool in self._trackers.values() for t in pool]
+            self._trackers.clear()
+        for t in idle:
+            t.close()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.io_executor.shutdown(wait=True, cancel_futures=True)
+        if self._render is not None:
+            self._render.close()
+        if self._tts is not None:
+            self._tts.close()
+        self.store.close()

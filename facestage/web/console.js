@@ -1,0 +1,214 @@
+// Brand console: sign in with a brand key, edit the virtual employee, and talk to it (voice + lip-synced face).
+import { Connection, Kind, drawEncoded, getJSON, toast, el } from "./fs.js";
+
+const $ = (s) => document.querySelector(s);
+const C = window.fsConsole = { brand: null, key: null, profile: null, replies: [], audioChunks: 0, audioSeconds: 0,
+  framesShown: 0, frames: [], errors: [], replyEnded: 0 };
+let conn = null, audio = null, replyStart = null, currentReply = null, pendingAudio = [], botBubble = null;
+
+function authHeaders(json = true) {
+  const h = { Authorization: `Bearer ${C.key}` };
+  if (json) h["Content-Type"] = "application/json";
+  return h;
+}
+
+// ------------------------------------------------------------------------------------------- sign in
+function remember(brand, key) { localStorage.setItem("fs-brand", JSON.stringify({ brand, key })); }
+async function openBrand(brand, key) {
+  C.brand = brand; C.key = key;
+  const { profile } = await getJSON(`/v1/brands/${encodeURIComponent(brand)}`, { headers: authHeaders(false) });
+  remember(brand, key);
+  C.profile = profile;
+  $("#login").classList.add("hidden"); $("#app").classList.remove("hidden"); $("#signout").classList.remove("hidden");
+  fillForm(profile); connectTalk();
+}
+$("#demo").onclick = async () => {
+  try { const d = await getJSON("/v1/demo"); await openBrand(d.brand, d.key); } catch (e) { toast(e.message); }
+};
+$("#open").onclick = () => openBrand($("#open-id").value.trim(), $("#open-key").value.trim()).catch((e) => toast(e.message));
+$("#create").onclick = async () => {
+  const id = $("#new-id").value.trim().toLowerCase(), company = $("#new-company").value.trim() || id;
+  const name = $("#new-name").value.trim() || "Sam";
+  const profile = { id, name, company, role: "customer service assistant", tone: "friendly",
+    persona: `${name} is the friendly virtual employee of ${company}. ${name} answers briefly and never invents facts.`,
+    greeting: { en: `Hi, I'm ${name} from ${company}. How can I help?` }, avatar: "ava", knowledge: { faq: [], products: [] } };
+  try {
+    const res = await getJSON("/v1/brands", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(profile) });
+    await openBrand(id, res.key);
+    $("#newkey-value").textContent = res.key; $("#newkey").classList.remove("hidden");
+  } catch (e) { toast(e.message); }
+};
+$("#signout").onclick = () => { localStorage.removeItem("fs-brand"); location.reload(); };
+
+// ------------------------------------------------------------------------------------------- editor
+function fillForm(p) {
+  $("#brand-label").textContent = `${p.company} · ${p.id}`;
+  $("#talk-name").textContent = p.name;
+  for (const f of ["name", "role", "company", "tone", "persona"]) $(`#f-${f}`).value = p[f] || "";
+  $("#f-greeting").value = (p.greeting || {}).en || "";
+  $("#f-voice").value = p.voice || "";
+  $("#f-lang-en").checked = p.languages.includes("en"); $("#f-lang-zh").checked = p.languages.includes("zh");
+  $("#f-primary").value = (p.colors || {}).primary || "#1e6fd9";
+  $("#f-background").value = /^#[0-9a-f]{6}$/i.test(p.background) ? p.background : "#ffffff";
+  $("#faq").innerHTML = "";
+  for (const e of p.knowledge.faq) addFaqRow(e);
+  const n = p.knowledge.faq.length;
+  $("#faq-count").textContent = `${n} ${n === 1 ? "entry" : "entries"} · the employee answers from these, in the customer's language`;
+  markAvatar();
+}
+function addFaqRow(e = { id: "", lang: "en", question: "", answer: "", alternates: [] }) {
+  const lang = el("select", {}, el("option", { value: "en" }, "en"), el("option", { value: "zh" }, "zh")); lang.value = e.lang;
+  const q = el("textarea", { rows: 1 }); q.value = e.question;
+  const a = el("textarea", { rows: 1 }); a.value = e.answer;
+  const tr = el("tr", {}, el("td", {}, lang), el("td", {}, q), el("td", {}, a),
+    el("td", {}, el("button", { class: "danger", title: "remove", type: "button", onclick: () => tr.remove() }, "✕")));
+  tr._entry = e; tr._get = () => ({ ...e, lang: lang.value, question: q.value.trim(), answer: a.value.trim(),
+    id: e.id || slug(q.value) || `q${Date.now()}`, alternates: e.alternates || [] });
+  $("#faq").append(tr);
+  return tr;
+}
+const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40);
+$("#faq-add").onclick = () => addFaqRow().querySelector("textarea").focus();
+
+function formProfile() {
+  const langs = ["en", "zh"].filter((l) => $(`#f-lang-${l}`).checked);
+  const faq = [...$("#faq").children].map((tr) => tr._get()).filter((e) => e.question && e.answer);
+  return { name: $("#f-name").value.trim(), role: $("#f-role").value.trim(), company: $("#f-company").value.trim(),
+    tone: $("#f-tone").value.trim() || "friendly", persona: $("#f-persona").value.trim(), languages: langs.length ? langs : ["en"],
+    greeting: { ...(C.profile.greeting || {}), en: $("#f-greeting").value.trim() || `Hi, I'm ${$("#f-name").value.trim()}.` },
+    voice: $("#f-voice").value || null, colors: { ...(C.profile.colors || {}), primary: $("#f-primary").value },
+    background: $("#f-background").value, avatar: C.profile.avatar,
+    knowledge: { faq, products: C.profile.knowledge.products || [] } };
+}
+async function save() {
+  $("#save-status").textContent = "saving…";
+  try {
+    const { profile } = await getJSON(`/v1/brands/${C.brand}`, { method: "PUT", headers: authHeaders(), body: JSON.stringify(formProfile()) });
+    C.profile = profile; fillForm(profile);
+    $("#save-status").textContent = `saved ${new Date().toLocaleTimeString()}`;
+    connectTalk();  // the employee reloads its knowledge
+  } catch (e) { $("#save-status").textContent = ""; toast(e.message); }
+}
+$("#save").onclick = save;
+
+async function loadAvatars() {
+  const { avatars } = await getJSON("/v1/avatars");
+  for (const a of avatars) {
+    const img = el("img", { alt: "" });
+    $("#avatars").append(el("button", { "data-avatar": a.name, type: "button", title: a.description, onclick: () => pickAvatar(a.name) }, img, a.name.replace("photo:", "photo · ")));
+    fetch("/v1/render", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ avatar: a.name, size: 128, format: "webp", expression: "happy" }) })
+      .then((r) => (r.ok ? r.blob() : null)).then((b) => { if (b) img.src = URL.createObjectURL(b); });
+  }
+  markAvatar();
+}
+function markAvatar() {
+  const cur = C.profile ? (C.profile.avatar === "default" ? "ava" : C.profile.avatar) : "";
+  for (const b of document.querySelectorAll("#avatars button")) b.classList.toggle("on", b.dataset.avatar === cur);
+  $("#upload-status").textContent = cur.startsWith("upload:") ? `using your upload (${cur.slice(7)})` : "";
+}
+function pickAvatar(name) { C.profile.avatar = name; markAvatar(); save(); }
+$("#upload").onchange = async () => {
+  const file = $("#upload").files[0]; if (!file) return;
+  $("#upload-status").textContent = "building your avatar… (a photo takes a few seconds)";
+  try {
+    const res = await getJSON(`/v1/brands/${C.brand}/avatar?filename=${encodeURIComponent(file.name)}`,
+      { method: "POST", headers: { Authorization: `Bearer ${C.key}`, "Content-Type": "application/octet-stream" }, body: file });
+    C.profile = res.profile; markAvatar(); connectTalk();
+  } catch (e) { $("#upload-status").textContent = ""; toast(e.message); }
+};
+
+// ------------------------------------------------------------------------------------------- talking
+function connectTalk() {
+  if (conn) conn.close();
+  replyStart = null; C.frames = [];
+  conn = new Connection({ onOpen: (c) => c.send({ type: "start", session: "employee", options: { brand: C.brand, key: C.key, size: 320, fps: 25 } }) });
+  conn.on("started", (m) => { C.started = m; if (!$("#chat").children.length) bubble("bot", m.greeting); });
+  conn.on("error", (m) => { C.errors.push(m); toast(m.message); });
+  conn.on("reply", (m) => {
+    if (currentReply !== m.reply) { currentReply = m.reply; replyStart = null; C.frames = []; botBubble = bubble("bot", ""); }
+    botBubble.textContent += (botBubble.textContent ? " " : "") + m.text;
+    C.replies.push(m.text);
+  });
+  conn.on("audio", (m) => pendingAudio.push(m));
+  conn.on("reply_end", () => { C.replyEnded++; });
+  conn.on("heard", (m) => { if (m.text) bubble("user", m.text); else toast("Sorry, I did not catch that.", "info"); });
+  conn.onFrame((f) => {
+    if (f.kind === Kind.PCM16) playChunk(pendingAudio.shift(), f.payload);
+    else if (f.timestamp < 0) drawEncoded($("#face"), f.kind, f.payload);  // a still, not part of a reply
+    else if (f.kind === Kind.JPEG || f.kind === Kind.WEBP) C.frames.push(f);
+  });
+  conn.open();
+}
+function bubble(who, text) {
+  const b = el("div", { class: `msg ${who}` }, text); $("#chat").append(b); $("#chat").scrollTop = 1e9; return b;
+}
+function playChunk(meta, payload) {
+  if (!meta || !audio) return;
+  const pcm = new Int16Array(payload), f32 = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) f32[i] = pcm[i] / 32768;
+  const buf = audio.createBuffer(1, f32.length, meta.sample_rate); buf.copyToChannel(f32, 0);
+  const src = audio.createBufferSource(); src.buffer = buf; src.connect(audio.destination);
+  // The reply's clock starts with its first chunk (a little slack so later chunks never arrive late).
+  if (replyStart === null) replyStart = audio.currentTime + 0.12;
+  src.start(replyStart + meta.start_s);
+  C.audioChunks++; C.audioSeconds += buf.duration;
+  $("#speaking").classList.remove("hidden");
+  src.onended = () => { if (audio.currentTime >= replyStart + meta.start_s + buf.duration - 0.05) $("#speaking").classList.add("hidden"); };
+}
+// Show the newest frame whose media time has been reached by the audio clock: lips stay on the voice.
+let drawing = false;
+async function tick() {
+  requestAnimationFrame(tick);
+  if (drawing || replyStart === null || !audio || !C.frames.length) return;
+  const t = (audio.currentTime - replyStart) * 1000;
+  let idx = -1;
+  for (let i = 0; i < C.frames.length && C.frames[i].timestamp <= t; i++) idx = i;
+  if (idx < 0) return;
+  const f = C.frames[idx]; C.frames.splice(0, idx + 1);
+  drawing = true;
+  try { await drawEncoded($("#face"), f.kind, f.payload); C.framesShown++; } finally { drawing = false; }
+}
+requestAnimationFrame(tick);
+$("#ask").onsubmit = (ev) => {
+  ev.preventDefault();
+  const text = $("#question").value.trim(); if (!text || !conn) return;
+  audio ||= new AudioContext();  // created on a click: browsers allow sound after a user gesture
+  audio.resume();
+  bubble("user", text); $("#question").value = "";
+  conn.send({ type: "say", text });
+};
+
+// Hold to talk: microphone PCM16 frames between "listen" and "listen_end"; the server transcribes and answers.
+let mic = null;
+async function micDown() {
+  if (!conn || mic) return;
+  audio ||= new AudioContext(); audio.resume();
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
+    const src = audio.createMediaStreamSource(stream), proc = audio.createScriptProcessor(4096, 1, 1);
+    let seq = 0;
+    conn.send({ type: "listen", sample_rate: audio.sampleRate });
+    proc.onaudioprocess = (e) => {
+      const f = e.inputBuffer.getChannelData(0), pcm = new Int16Array(f.length);
+      for (let i = 0; i < f.length; i++) pcm[i] = Math.max(-1, Math.min(1, f[i])) * 32767;
+      conn.sendFrame(Kind.PCM16, seq++, 0, pcm.buffer);
+    };
+    src.connect(proc); proc.connect(audio.destination);
+    mic = { stream, src, proc };
+    $("#mic").classList.add("on"); $("#mic").textContent = "Listening…";
+  } catch (e) { toast(`Microphone unavailable: ${e.message}`); }
+}
+function micUp() {
+  if (!mic) return;
+  mic.proc.disconnect(); mic.src.disconnect(); mic.stream.getTracks().forEach((t) => t.stop()); mic = null;
+  conn.send({ type: "listen_end" });
+  $("#mic").classList.remove("on"); $("#mic").textContent = "Hold to talk";
+}
+$("#mic").addEventListener("pointerdown", micDown);
+for (const ev of ["pointerup", "pointerleave"]) $("#mic").addEventListener(ev, micUp);
+
+// Re-open the last brand of this browser.
+loadAvatars().catch((e) => toast(e.message));
+const saved = JSON.parse(localStorage.getItem("fs-brand") || "null");
+if (saved) openBrand(saved.brand, saved.key).catch(() => localStorage.removeItem("fs-brand"));
