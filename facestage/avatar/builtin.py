@@ -14,7 +14,7 @@ from .model import Avatar, Material, MeshPart
 from .procedural import AvatarSpec, build_avatar
 from .sculpt import HeadShape
 
-GENERATOR_VERSION = 17  # bump when the generator changes so stale caches are rebuilt
+GENERATOR_VERSION = 19  # bump when the generator changes so stale caches are rebuilt
 
 BUILTIN_SPECS: dict[str, AvatarSpec] = {
     "ava": AvatarSpec(

@@ -22,8 +22,14 @@ def iris_texture(color: tuple[float, float, float], size: int = 128) -> np.ndarr
     phi = (np.arange(w) + 0.5) / w * 2 * np.pi
     th, ph = np.meshgrid(theta, phi, indexing="ij")
     rng = np.random.default_rng(7)
-    white = np.array([0.93, 0.91, 0.88])
+    # A living sclera is not paper white: warm off-white, pinker towards the corners, and shaded under
+    # the upper lid (the lid shell does not cast shadows in the renderer, so it is painted in).
+    white = np.array([0.86, 0.82, 0.78])
     img = np.ones((h, w, 3)) * white
+    y = np.sin(th) * np.sin(ph)  # +Y on the eyeball
+    corner = np.clip((np.abs(np.sin(th) * np.cos(ph)) - 0.45) / 0.4, 0, 1)
+    img = img * (1 - 0.25 * corner[..., None]) + np.array([0.80, 0.55, 0.52]) * 0.25 * corner[..., None]
+    img *= (1 - 0.22 * np.clip((y - 0.15) / 0.45, 0, 1))[..., None]  # upper-lid shadow
     img *= (1 - 0.12 * np.clip((th - 1.2) / 1.2, 0, 1))[..., None]  # darker towards the back
     iris_r, pupil_r = 0.50, 0.21
     c = np.asarray(color, float)

@@ -33,8 +33,10 @@ EYE_CONTOUR = {"Right": (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158
                "Left": (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)}
 UPPER_LID_RING = {"Right": (247, 30, 29, 27, 28, 56, 190), "Left": (467, 260, 259, 257, 258, 286, 414)}
 FACE_WIDTH_M = 0.142  # cheek to cheek (landmarks 234–454) of an adult face
-# MediaPipe's z comes out flatter than a real face; 1.3x depth made the tracker read the pose of turned
-# renders back best (max error at yaw ±30 / pitch ±15: 8.9° at 1.0, 6.1° at 1.3, measured on astronaut).
+# MediaPipe's z comes out flatter than a real face: with its z as is (1.0) the turned head under-reads
+# (astronaut, yaw ±30 / pitch ±15 closed loop: worst 8.4°, yaw 30 reads ~23; grace at 1.0 is not even
+# detected at most angles), at 1.3 the worst is 5.4–5.7° on both photos. The tracker was not tuned
+# to this value; its accuracy on independent 3-D heads is in docs/tracking.md ("Head pose accuracy").
 DEPTH_SCALE = 1.3
 
 

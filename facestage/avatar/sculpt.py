@@ -98,6 +98,10 @@ def _strands(p: np.ndarray, depth: float) -> np.ndarray:
     return depth * np.sin(ang * 40 + 50 * p[:, 1])
 
 
+# Shoulders, chest and neckline sit this much higher than first sculpted: the neck read as too long.
+BODY_LIFT = 0.012
+
+
 def neckline_y(p: np.ndarray, style: str) -> np.ndarray:
     x, z = np.abs(p[:, 0]), p[:, 2]
     front = smoothstep(-0.02, 0.04, z)
@@ -107,17 +111,19 @@ def neckline_y(p: np.ndarray, style: str) -> np.ndarray:
         dip = 0.018 * np.clip(1 - (x / 0.06) ** 2, 0, 1)
     else:  # "open" collar
         dip = 0.05 * np.clip(1 - x / 0.09, 0, 1)
-    return -0.175 - dip * front
+    return -0.175 + BODY_LIFT - dip * front
 
 
 def body_sdf(p: np.ndarray, clothing: str) -> np.ndarray:
+    bottom = -0.50 - p[:, 1]  # the bust's cut stays put
+    p = p - np.array([0.0, BODY_LIFT, 0.0])
     neck = rounded_cylinder_y(p, (0, -0.19, -0.02), 0.047, 0.06, 0.01)
     shoulders = ellipsoid(p, (0, -0.255, -0.02), (0.20, 0.072, 0.095))
     chest = ellipsoid(p, (0, -0.36, -0.01), (0.165, 0.16, 0.092))
     trap = capsule(p, (-0.10, -0.205, -0.03), (0.10, -0.205, -0.03), 0.042)
     d = smin(smin(shoulders, chest, 0.05), trap, 0.04)
     d = smin(d, neck, 0.045)
-    return np.maximum(d, -0.50 - p[:, 1])
+    return np.maximum(d, bottom)
 
 
 def clothing_sdf(p: np.ndarray, clothing: str) -> np.ndarray:

@@ -149,7 +149,7 @@ def _render(args: argparse.Namespace) -> int:
     background = parse_background(args.background)
     if args.framing == "photo" and background is None and "photo_rgb" in avatar.meta:
         background = avatar.meta["photo_rgb"]
-    rt = RenderThread(size=args.size, backend=args.renderer, msaa=args.msaa)
+    rt = RenderThread(size=args.size, backend=args.renderer, msaa=args.msaa, lod="full")
     try:
         rgba = rt.render(avatar, state if state is not None else sets, yaw=args.yaw, pitch=args.pitch,
                          roll=args.roll, size=_out_size(avatar, args), background=background, framing=args.framing)

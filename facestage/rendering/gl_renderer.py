@@ -132,7 +132,8 @@ class _GpuPart:
             self.moving = np.flatnonzero(moving)
             cols = (self.moving[:, None] * 6 + np.arange(6)).reshape(-1)
             self.deltas = np.ascontiguousarray(part.deltas[:, cols])
-            self.base = part.base_interleaved()
+            self.base_moving = part.base_interleaved().reshape(-1, 6)[self.moving].reshape(-1)
+            self.mixed = np.empty(self.deltas.shape[1], np.float32)  # reused every frame
             self.contiguous = len(self.moving) == part.vertex_count
         else:
             self.moving = np.zeros(0, np.int64)
@@ -143,10 +144,22 @@ class _GpuPart:
     def update(self, w: np.ndarray) -> None:
         if self.deltas is None or (self.last_w is not None and np.array_equal(w, self.last_w)):
             return
+        w = np.asarray(w, np.float32)
         active = np.flatnonzero(w)
-        mixed = w[active] @ self.deltas[active] if len(active) else np.zeros(self.deltas.shape[1], np.float32)
-        self.frame[self.moving] = self.base.reshape(-1, 6)[self.moving] + mixed.reshape(-1, 6)
-        self.dyn.write(self.frame.tobytes())
+        if len(active) * 2 > len(w):
+            # A tracked face sets most of the 52 weights: the full product into a reused buffer beats
+            # gathering (copying) the active rows of a multi-MB delta matrix every frame.
+            np.dot(w, self.deltas, out=self.mixed)
+        elif len(active):
+            np.dot(w[active], self.deltas[active], out=self.mixed)
+        else:
+            self.mixed[:] = 0.0
+        self.mixed += self.base_moving
+        if self.contiguous:
+            self.dyn.write(self.mixed)
+        else:
+            self.frame[self.moving] = self.mixed.reshape(-1, 6)
+            self.dyn.write(self.frame)
         self.last_w = w.copy()
 
     def release(self) -> None:
@@ -247,6 +260,7 @@ class GLRenderer:
         else:
             self.resolve = self.fbo
         self._fbo_size = (w, h)
+        self._readback = np.empty((h, w, 4), np.uint8)  # reused: no per-frame allocation for the read
 
     def _gpu(self, avatar: Avatar) -> list[_GpuPart]:
         parts = self._avatars.get(avatar.uid)
@@ -313,9 +327,8 @@ class GLRenderer:
             gp.vao.render()
         if self.resolve is not self.fbo:
             ctx.copy_framebuffer(self.resolve, self.fbo)
-        data = self.resolve.read(components=4, alignment=1)
-        img = np.frombuffer(data, np.uint8).reshape(height, width, 4)
-        return np.ascontiguousarray(img[::-1])  # GL rows are bottom-up
+        self.resolve.read_into(self._readback, components=4, alignment=1)
+        return self._readback[::-1].copy()  # GL rows are bottom-up; the caller owns its frame
 
     def close(self) -> None:
         for uid in list(self._avatars):

@@ -49,10 +49,17 @@ class RenderThread:
     "pyrender" (same scene, for comparison). ``msaa``: samples for anti-aliasing (0/1 = off, the default:
     on llvmpipe 4x MSAA roughly triples the frame time; the CLI's still renders turn it on).
     ``device_index`` defaults to ``$FACESTAGE_EGL_DEVICE``, else the first non-software EGL device, else 0.
+    ``lod``: "realtime" (default: built-ins are drawn from their decimated copy, see ``avatar/lod.py``)
+    or "full" (the high-quality mesh, for stills).
     """
 
     def __init__(self, size: int = 512, backend: str = "moderngl", device_index: int | None = None,
-                 msaa: int = 0) -> None:
+                 msaa: int = 0, lod: str = "realtime") -> None:
+        from ..avatar.lod import LODS
+
+        if lod not in LODS:
+            raise ConfigError(f"unknown level of detail {lod!r}; choose one of {', '.join(LODS)}")
+        self.lod = lod
         if backend not in BACKENDS:
             raise ConfigError(f"unknown renderer {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.size = int(size)
@@ -123,6 +130,9 @@ class RenderThread:
                     size: int | tuple[int, int] | None, background: Any, framing: str) -> Callable:
         if not isinstance(avatar, Avatar):
             raise InputError(f"expected an Avatar, got {type(avatar).__name__}")
+        from ..avatar.lod import with_lod
+
+        avatar = with_lod(avatar, self.lod)
         w, head, neck = resolve_pose(state_or_blendshapes, yaw, pitch, roll)
         if size is None:
             width = height = self.size
