@@ -191,6 +191,37 @@ def test_live_config_change_changes_the_output(server):
     assert before < 2.0 and after > 4.0 and bg < 1.5, (before, after, bg)
 
 
+def test_max_faces_limits_the_faces_tracked_and_is_validated(server):
+    # Two real faces side by side: the studio's max_faces 1 tracks one of them, the default (4) both.
+    a = testdata.astronaut()
+    b = cv2.resize(testdata.grace_hopper(), (a.shape[0] * 512 // 600, a.shape[0]))
+    data, _ = sent_image(np.hstack([a, b]))
+
+    async def main():
+        counts = {}
+        for mf in (None, 1):
+            async with Client.connect(server.ws_url) as c:
+                opts = {} if mf is None else {"max_faces": mf}
+                await c.start("effects", preset="natural", faces=True, **opts)
+                for _ in range(2):
+                    _, faces = await c.process(data)
+                counts[mf] = len(faces)
+                state = await c.checkpoint()
+                assert state["options"]["max_faces"] == (mf or 4)  # resumable: kept in the session state
+        async with Client.connect(server.ws_url) as c:
+            codes = []
+            for bad in (0, 5, "1", True, 1.5):
+                with pytest.raises(ServerError) as exc:
+                    await c.start("effects", max_faces=bad)
+                codes.append(exc.value.code)
+            await c.start("effects", max_faces=2)  # the connection survived every refusal
+        return counts, codes
+
+    counts, codes = asyncio.run(main())
+    assert counts == {None: 2, 1: 1}, counts
+    assert codes == ["bad_field"] * 5
+
+
 def test_bad_input_gets_an_error_and_the_connection_survives(server):
     good = jpeg(testdata.astronaut())
 

@@ -43,7 +43,8 @@ conn.onFrame(async (f) => {
 });
 
 function sessionOptions() {
-  if (S.mode === "effects") return { effects: S.config, faces: true, channel };
+  // One streamer: max_faces 1 spares the face detector on every frame (~25 % of tracking).
+  if (S.mode === "effects") return { effects: S.config, faces: true, channel, max_faces: 1 };
   const bg = $("#bg").value;
   return { avatar: S.avatar, size: 480, alpha: !bg, background: bg || null, channel, expression: $("#expr").value };
 }
