@@ -24,12 +24,11 @@ run: install
 	$(PY) -m facestage serve --host 127.0.0.1 --port 8765
 
 test: install
-	$(PY) -m ruff check facestage tests
+	$(PY) -m ruff check facestage tests examples
 	$(PY) -m pytest -q
 
 lint: install
-	$(PY) -m ruff check facestage tests
-	$(PY) -m ruff format --check facestage tests
+	$(PY) -m ruff check facestage tests examples
 
 bench: install
 	for b in tracking effects avatar speech server; do $(PY) -m facestage bench $$b --json; done

@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facestage {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"facestage.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"facestage.commands.{name}":
-                continue  # that capability is not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"facestage.commands.{name}").register(sub)
     return parser
 
 

@@ -135,14 +135,6 @@ class VideoWriter:
             self._stream.options = {"crf": "20", "preset": "veryfast"}
         self._size = (self._stream.width, self._stream.height)
 
-    @property
-    def stream(self):  # noqa: ANN201 - PyAV stream, for muxing audio beside it
-        return self._stream
-
-    @property
-    def container(self):  # noqa: ANN201
-        return self._container
-
     def write(self, frame_bgr: np.ndarray) -> None:
         import av
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arkit import ARKIT_NAMES
+from .arkit import neutral_weights
 
 NUM_LANDMARKS = 478
 
@@ -54,7 +54,7 @@ class Face:
     confidence: float
     bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
     pose: HeadPose = field(default_factory=HeadPose)
-    blendshapes: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ARKIT_NAMES, 0.0))
+    blendshapes: dict[str, float] = field(default_factory=neutral_weights)
 
     def to_json(self, landmarks: bool = True, ndigits: int = 2) -> dict:
         out: dict = {
