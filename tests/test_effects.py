@@ -171,3 +171,26 @@ def test_bench_reports_every_effect_and_chain() -> None:
     for key in ("chain_cpu_ms", "faces4_chain_cpu_ms", "natural_old70_cpu_ms"):
         assert result[key] > 0, key
     assert set(result["effects_cpu"]) == set(result["effects"])
+
+
+def test_unreadable_image_parameters_raise_config_errors_naming_the_parameter(tmp_path) -> None:  # noqa: ANN001
+    from facestage.effects.background import Background
+    from facestage.effects.paint import load_design
+    from facestage.effects.sticker import Sticker
+
+    junk = tmp_path / "junk.png"
+    junk.write_text("not an image")
+    rgb = tmp_path / "rgb.png"
+    cv2.imwrite(str(rgb), np.zeros((8, 8, 3), np.uint8))
+    frame = np.zeros((16, 16, 3), np.uint8)
+    for bad in (junk, tmp_path / "missing.png", tmp_path):
+        with pytest.raises(ConfigError, match="sticker.image: cannot read"):
+            Sticker._custom(str(bad), {})
+        with pytest.raises(ConfigError, match="paint.image: cannot read"):
+            load_design(str(bad))
+        with pytest.raises(ConfigError, match="background.image: cannot read"):
+            Background._background(frame, {"mode": "replace", "image": str(bad), "color": "#00ff00"}, {})
+    with pytest.raises(ConfigError, match="not an RGBA PNG"):  # readable, but no alpha for a UV design
+        load_design(str(rgb))
+    bgra = Sticker._custom(str(rgb), {})  # stickers accept plain colour images, made opaque
+    assert bgra.shape == (8, 8, 4) and (bgra[..., 3] == 255).all()

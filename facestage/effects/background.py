@@ -8,14 +8,11 @@ edge does not shimmer) and feathered. Works with or without faces in the frame.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
 from ..tracking.types import Face
-from .base import Effect, P, Param, color_bgr, register
+from .base import Effect, P, Param, color_bgr, read_param_image, register
 
 MASK_WIDTH = 320  # the mask is refined at this width, then upsampled
 
@@ -86,10 +83,7 @@ class Background(Effect):
         key = (params["image"], params["color"], w, h)
         if state.get("bg_key") != key:
             if params["image"]:
-                p = Path(params["image"])
-                img = cv2.imread(str(p), cv2.IMREAD_COLOR) if p.is_file() else None
-                if img is None:
-                    raise ConfigError(f"background.image: cannot read {params['image']!r} as an image")
+                img = read_param_image("background.image", params["image"], cv2.IMREAD_COLOR)
                 s = max(w / img.shape[1], h / img.shape[0])  # cover the frame, centre crop
                 img = cv2.resize(img, (int(np.ceil(img.shape[1] * s)), int(np.ceil(img.shape[0] * s))))
                 y0, x0 = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 
 from ..errors import ConfigError
@@ -36,6 +38,16 @@ def parse_color(value: Any, where: str) -> str:
             else:
                 return "#" + text.lower()
     raise ConfigError(f"{where}: expected a colour like '#c8283c' or [200, 40, 60], got {value!r}")
+
+
+def read_param_image(param: str, path: str, flags: int) -> np.ndarray:
+    """The image a path parameter names (``flags``: ``cv2.IMREAD_COLOR`` or ``IMREAD_UNCHANGED`` for
+    alpha), or a ConfigError naming the parameter."""
+    p = Path(path)
+    img = cv2.imread(str(p), flags) if p.is_file() else None
+    if img is None:
+        raise ConfigError(f"{param}: cannot read {path!r} as an image")
+    return img
 
 
 def color_bgr(hex_color: str) -> tuple[int, int, int]:

@@ -8,21 +8,19 @@ import math
 import cv2
 import numpy as np
 
+from ..tracking.landmarks import (
+    CHIN,
+    INNER_LIP_LOOP,
+    L_EYE_INNER,
+    L_EYE_OUTER,
+    L_IRIS_CENTER,
+    R_EYE_INNER,
+    R_EYE_OUTER,
+    R_IRIS_CENTER,
+)
 from ..tracking.types import Face
 from .base import Effect, P, register
-from .regions import (
-    CHIN,
-    LEFT_IRIS,
-    LIPS_INNER,
-    RIGHT_IRIS,
-    Roi,
-    clip,
-    face_roi,
-    face_width,
-    feather,
-    fill,
-    region_masks,
-)
+from .regions import Roi, clip, face_roi, face_width, feather, fill, region_masks
 from .skin import add_delta, smooth_skin, times_mask, work_image
 from .warp import WarpField
 
@@ -74,7 +72,7 @@ def add_reshape(wf: WarpField, face: Face, params: dict) -> None:
         up = (axis_top - chin) / max(math.hypot(*(axis_top - chin)), 1e-6)
         wf.translate(chin, chin + up * params["vchin"] * 0.03 * fw, 0.2 * fw)
     if params["eyes"] > 0:
-        for iris, corners in ((RIGHT_IRIS, (33, 133)), (LEFT_IRIS, (263, 362))):
+        for iris, corners in ((R_IRIS_CENTER, (R_EYE_OUTER, R_EYE_INNER)), (L_IRIS_CENTER, (L_EYE_OUTER, L_EYE_INNER))):
             eye_w = float(math.hypot(*(lm[corners[0], :2] - lm[corners[1], :2])))
             center = lm[list(corners), :2].mean(axis=0)
             if len(lm) > iris:  # 478-point meshes carry the iris centre; 468-point ones do not
@@ -88,7 +86,7 @@ def add_reshape(wf: WarpField, face: Face, params: dict) -> None:
 def whiten_teeth(frame: np.ndarray, lm: np.ndarray, amount: float) -> None:
     """Inside the mouth opening only: lift and de-yellow bright, low-saturation pixels (teeth), leave
     the dark mouth cavity, tongue and lips alone."""
-    pts = lm[LIPS_INNER, :2]
+    pts = lm[INNER_LIP_LOOP, :2]
     x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 2
     x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2
     h, w = frame.shape[:2]

@@ -13,13 +13,13 @@ import math
 import cv2
 import numpy as np
 
+from ..tracking.landmarks import INNER_LIP_LOOP, L_CHEEK, L_FACE_SIDE, R_CHEEK, R_FACE_SIDE
 from ..tracking.types import Face
 from .base import Effect, P, Param, color_bgr, register
 from .regions import (
     LEFT_BROW,
     LEFT_EYE,
     LEFT_EYE_UPPER,
-    LIPS_INNER,
     LIPS_OUTER,
     RIGHT_BROW,
     RIGHT_EYE,
@@ -168,7 +168,7 @@ class Makeup(Effect):
             # Each side is its own region: two small boxes instead of one spanning the nose.
             if params["blush"] > 0:
                 lab = _lab_of(params["blush_color"])
-                for cheek, outer in ((50, 234), (280, 454)):
+                for cheek, outer in ((R_CHEEK, R_FACE_SIDE), (L_CHEEK, L_FACE_SIDE)):
                     c = lm[cheek, :2] * 0.75 + lm[outer, :2] * 0.25  # on the cheekbone, a bit outwards
                     _blush(frame, c, face_width(lm), 0.45 * params["blush"], lab)
             if params["eyeshadow"] > 0:
@@ -198,7 +198,7 @@ class Makeup(Effect):
                               lambda s, a: multiply_tint(s, a, (25, 20, 20)))
             if params["lipstick"] > 0:
                 m = fill(np.zeros(shape, np.float32), p[LIPS_OUTER])
-                m -= fill(np.zeros(shape, np.float32), p[LIPS_INNER])
+                m -= fill(np.zeros(shape, np.float32), p[INNER_LIP_LOOP])
                 m = feather(clip(m, 0, 1), max(fw * 0.006, 0.6))
                 lab = _lab_of(params["lipstick_color"])
                 _apply_region(frame, roi, m * params["lipstick"], lambda s, a, lab=lab: lab_tint(s, a, lab, 0.6))

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import sys
 from functools import cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import ConfigError
 from ..tracking.types import Face
-from .base import Effect, P, Param, register
+from .base import Effect, P, Param, read_param_image, register
 from .regions import FACE_OVAL, LEFT_EYE, LIPS_OUTER, RIGHT_EYE, clip, face_roi
 from .skin import cheek_lab, downscale, skin_likeness
 from .uvspace import TEX_SIZE, cached_mapper, canonical_uv, prune, pyramid, triangles, uv_point
@@ -113,10 +112,9 @@ def design(name: str) -> list[np.ndarray]:
 
 
 def load_design(path: str) -> list[np.ndarray]:
-    p = Path(path)
-    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED) if p.is_file() else None
-    if img is None or img.ndim != 3 or img.shape[2] != 4:
-        raise ConfigError(f"paint.image: {path!r} is not a readable RGBA PNG in face UV space")
+    img = read_param_image("paint.image", path, cv2.IMREAD_UNCHANGED)
+    if img.ndim != 3 or img.shape[2] != 4:
+        raise ConfigError(f"paint.image: {path!r} is not an RGBA PNG in face UV space")
     img = cv2.resize(img, (TEX_SIZE, TEX_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
     img[..., 3] /= 255.0
     return pyramid(img)

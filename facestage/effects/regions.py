@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Closed contours in MediaPipe face-mesh topology ("left" = the subject's left = image right).
+from ..tracking.landmarks import INNER_LIP_LOOP, L_FACE_SIDE, R_FACE_SIDE
+
+# Single points and the inner lip loop are named in tracking.landmarks; these are the effects' own
+# closed contours in MediaPipe face-mesh topology ("left" = the subject's left = image right).
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 LIPS_OUTER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146]
-LIPS_INNER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
 RIGHT_EYE = [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7]
 LEFT_EYE = [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249]
 RIGHT_EYE_UPPER = [33, 246, 161, 160, 159, 158, 157, 173, 133]
@@ -26,11 +28,6 @@ RIGHT_BROW = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46]
 LEFT_BROW = [300, 293, 334, 296, 336, 285, 295, 282, 283, 276]
 # Lower nose (nostrils and alar creases): filled as a convex hull.
 NOSTRILS = [48, 64, 98, 97, 2, 326, 327, 294, 278, 129, 358, 102, 331, 219, 439]
-RIGHT_IRIS, LEFT_IRIS = 468, 473
-CHIN, FOREHEAD, NOSE_TIP = 152, 10, 4
-# Jaw sides from ear level down to the chin, pulled in by `slim`.
-RIGHT_JAW = [234, 93, 132, 58, 172, 136, 150, 149, 176, 148]
-LEFT_JAW = [454, 323, 361, 288, 397, 365, 379, 378, 400, 377]
 
 WORK_FACE_PX = 128  # nominal face width at the work resolution: masks, blurs and warp fields live there
 
@@ -71,7 +68,7 @@ class Roi:
 
 
 def face_width(lm: np.ndarray) -> float:
-    return float(math.hypot(*(lm[454, :2] - lm[234, :2])))
+    return float(math.hypot(*(lm[L_FACE_SIDE, :2] - lm[R_FACE_SIDE, :2])))
 
 
 def face_roi(lm: np.ndarray, frame_shape: tuple[int, ...], margin: float = 0.2, top: float = 0.35,
@@ -158,7 +155,7 @@ def region_masks(lm: np.ndarray, roi: Roi, skin: bool = True) -> dict[str, np.nd
         inner = cv2.erode(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(fw * 0.05),) * 2))
         out["skin"] = feather(clip(inner - holes, 0, 1), fw * 0.025)
     lips = fill(np.zeros((h, w), np.float32), p[LIPS_OUTER])
-    mouth = fill(np.zeros((h, w), np.float32), p[LIPS_INNER])
+    mouth = fill(np.zeros((h, w), np.float32), p[INNER_LIP_LOOP])
     lips = feather(clip(lips - mouth, 0, 1), fw * 0.006)
     out.update(face=feather(face, fw * 0.02), lips=lips, mouth=mouth)
     return out

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..tracking.types import Face
-from .base import Effect, P, Param, register
+from .base import Effect, P, Param, read_param_image, register
 
 STICKER_DIR = Path(__file__).resolve().parent.parent / "assets" / "stickers"
 
@@ -163,10 +163,7 @@ class Sticker(Effect):
     @staticmethod
     def _custom(path: str, state: dict) -> np.ndarray:
         if state.get("custom_path") != path:
-            p = Path(path)
-            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED) if p.is_file() else None
-            if img is None:
-                raise ConfigError(f"sticker.image: cannot read {path!r} as an image")
+            img = read_param_image("sticker.image", path, cv2.IMREAD_UNCHANGED)
             if img.ndim == 2:
                 img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGRA)
             elif img.shape[2] == 3:
