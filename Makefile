@@ -1,37 +1,59 @@
 # Two commands do all set-up on a fresh Debian 12 machine: `make run` and `make test`.
+# Every Python package comes from the locks in requirements/ (regenerate with `make lock`), installed with
+# --no-deps so nothing but the lock picks a version; `pip check` proves the set is complete.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-STAMP  := $(VENV)/.installed
+RUN_STAMP  := $(VENV)/.run-installed
+TEST_STAMP := $(VENV)/.test-installed
 export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export GLOG_minloglevel := 2
 
-.PHONY: install run test lint bench gallery clean
+.PHONY: install install-test run test lint lock bench readme-figures gallery clean
 
-install: $(STAMP)
+install: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml scripts/install-system.sh
-	bash scripts/install-system.sh
+install-test: $(TEST_STAMP)
+
+# What running needs: no compiler, no Chromium, no test extras.
+$(RUN_STAMP): requirements/run.txt pyproject.toml scripts/install-system.sh
+	bash scripts/install-system.sh run
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	# torch first, pinned: the CPU wheel on local disk; unpinned pip would fetch a multi-GB CUDA build.
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[all,test]"
-	touch $(STAMP)
+	$(PIP) install -q "$$(grep '^pip==' requirements/run.txt)"
+	# torch is pinned to 2.13.0 in the lock: pip takes the CPU wheel on local disk (an unpinned torch would
+	# fetch a multi-GB CUDA build).
+	$(PIP) install -q --no-deps -r requirements/run.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check
+	touch $@
+
+# The test extras on top: same versions for everything shared (test.txt is resolved against run.txt).
+$(TEST_STAMP): $(RUN_STAMP) requirements/test.txt
+	bash scripts/install-system.sh test
+	$(PIP) install -q --no-deps -r requirements/test.txt
+	$(PIP) check
+	touch $@
 
 run: install
 	$(PY) -m facestage serve --host 127.0.0.1 --port 8765
 
-test: install
+test: install-test
 	$(PY) -m ruff check facestage tests examples
 	$(PY) -m pytest -q
 
-lint: install
+lint: install-test
 	$(PY) -m ruff check facestage tests examples
 
-bench: install
-	for b in tracking effects avatar speech server; do $(PY) -m facestage bench $$b --json; done
+lock:
+	bash scripts/lock.sh
+
+bench: install-test
+	for b in tracking effects avatar speech server; do $(PY) -m facestage bench $$b --json || exit 1; done
+	$(PY) -m facestage.tools.readme_figures
+
+readme-figures: install
+	$(PY) -m facestage.tools.readme_figures
 
 gallery: install
 	$(PY) -m facestage.tools.gallery docs/img

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# System packages facestage needs on Debian 12: EGL/Mesa for offscreen GL, ffmpeg, espeak-ng
-# (Mandarin TTS), Chromium + driver (browser tests), g++/cmake (llama-cpp-python compiles from source for the
-# local OpenAI-compatible chat server used by the dialogue tests). Installs only what is missing.
+# Debian 12 packages facestage needs, in two groups; installs only what is missing.
+#   run:  Mesa EGL/GL for offscreen rendering (llvmpipe without a GPU), ffmpeg (keeps audio when effects
+#         process a video), Noto CJK (Mandarin captions in rendered talk videos).
+#   test: Chromium + driver (the browser tests), g++/cmake (llama-cpp-python compiles from source for the
+#         local OpenAI-compatible chat server the dialogue tests use), Node.js + npm (`npm ci` of the JS lock).
+# Usage: install-system.sh run|test   (test includes run)
 set -euo pipefail
-PKGS=(libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libopengl0 libgles2 ffmpeg espeak-ng
-      chromium chromium-driver fonts-noto-cjk g++ cmake)
+GROUP="${1:-run}"
+PKGS=(libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libopengl0 libgles2 ffmpeg fonts-noto-cjk)
+if [ "$GROUP" = "test" ]; then
+  PKGS+=(chromium chromium-driver g++ cmake)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
