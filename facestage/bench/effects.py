@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .stats import summary
+
 CASES = {  # one representative, visible setting per effect
     "beauty": "natural",
     "makeup": {"makeup": {"lipstick": 0.7, "blush": 0.5, "brows": 0.5, "eyeshadow": 0.5, "eyeliner": 0.6}},
@@ -26,14 +28,20 @@ ROUNDS = 3
 
 
 def _median_ms(chain, frames: list[np.ndarray], faces: list) -> tuple[float, float]:  # noqa: ANN001
-    """(wall, CPU) median ms per frame over the clip, each the best of ``ROUNDS`` passes.
+    """(wall, CPU) median ms per frame over the clip, each the best of ``ROUNDS`` passes."""
+    t = _timed(chain, frames, faces)
+    return t["wall"]["median"], t["cpu"]["median"]
+
+
+def _timed(chain, frames: list[np.ndarray], faces: list) -> dict:  # noqa: ANN001
+    """Wall and CPU summaries (median, p10, p90 …) of the per-frame times of the best of ``ROUNDS`` passes.
 
     The machine is shared: a neighbour's burst inflates a whole pass; the best pass's median is the
     closest to the effect's own cost. CPU time is this thread's (``time.thread_time``): it leaves out
     the time the scheduler gives to other processes, which wall time does not. The first frame of the
     first pass (texture builds, lazy imports) is dropped.
     """
-    walls, cpus = [], []
+    passes = []
     for r in range(ROUNDS):
         wall, cpu = [], []
         for frame, ff in zip(frames, faces, strict=True):
@@ -42,9 +50,10 @@ def _median_ms(chain, frames: list[np.ndarray], faces: list) -> tuple[float, flo
             cpu.append((time.thread_time() - c0) * 1000)
             wall.append((time.perf_counter() - t0) * 1000)
         skip = 1 if r == 0 and len(wall) > 2 else 0
-        walls.append(statistics.median(wall[skip:]))
-        cpus.append(statistics.median(cpu[skip:]))
-    return round(min(walls), 2), round(min(cpus), 2)
+        passes.append((summary(wall[skip:]), summary(cpu[skip:])))
+    best_wall = min((w for w, _ in passes), key=lambda s: s["median"])
+    best_cpu = min((c for _, c in passes), key=lambda s: s["median"])
+    return {"wall": best_wall, "cpu": best_cpu, "pass_medians_wall": [w["median"] for w, _ in passes]}
 
 
 @contextlib.contextmanager
@@ -115,7 +124,8 @@ def run(args: argparse.Namespace) -> dict:
         effects = {name: _median_ms(EffectChain(cfg), frames, faces) for name, cfg in configs.items()}
         full = merge_configs(load_preset("natural"), configs["makeup"], load_preset("old-70"))
         natural_old = merge_configs(load_preset("natural"), load_preset("old-70"))
-        chain_ms, chain_cpu = _median_ms(EffectChain(full), frames, faces)
+        chain_t = _timed(EffectChain(full), frames, faces)
+        chain_ms, chain_cpu = chain_t["wall"]["median"], chain_t["cpu"]["median"]
         natural_old_ms, natural_old_cpu = _median_ms(EffectChain(natural_old), frames, faces)
 
         tiled = [_tile4(f, ff) for f, ff in zip(frames[: max(n // 2, 3)], faces, strict=False)]
@@ -131,6 +141,9 @@ def run(args: argparse.Namespace) -> dict:
         "tracking_ms": round(statistics.median(track_ms[1:]), 2),
         "chain_ms": chain_ms,
         "chain_cpu_ms": chain_cpu,
+        "chain_wall": chain_t["wall"],
+        "chain_cpu": chain_t["cpu"],
+        "chain_pass_medians_wall_ms": chain_t["pass_medians_wall"],
         "chain": "natural + makeup + old-70 (beauty + makeup + aging)",
         "natural_old70_ms": natural_old_ms,
         "natural_old70_cpu_ms": natural_old_cpu,

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from .stats import summary
+
 
 def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -73,6 +75,11 @@ def run(args: argparse.Namespace) -> dict:
         "mediapipe_raw_p90_ms": round(float(np.percentile(raw_ms, 90)), 3),
         "tracker_p90_ms": round(float(np.percentile(trk_ms, 90)), 3),
         "frames": len(trk_ms),
+        # median with p10/p90 of every per-frame figure (ms; the ratio is unitless)
+        "mediapipe_raw": summary(raw_ms, 3),
+        "tracker": summary(trk_ms, 3),
+        "ratio_per_frame": summary([t / r for t, r in zip(trk_ms, raw_ms, strict=True)], 3),
+        "timing": "wall clock per frame, raw and tracker interleaved in one run",
         "size": [1280, 720],
         "max_faces": max_faces,
         "faces_per_frame": round(found / max(len(trk_ms), 1), 3),

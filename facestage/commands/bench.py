@@ -1,4 +1,4 @@
-"""``facestage bench NAME``: speed and memory benchmarks that print JSON."""
+"""``facestage bench NAME``: speed and memory benchmarks that print JSON and save it under bench/results/."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import importlib
 import json
 import os
+import sys
+from pathlib import Path
 
 BENCHES = {
     "tracking": "raw MediaPipe face mesh vs the full tracker at 1280x720",
@@ -21,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Benchmarks print one JSON object (medians measured in one run).")
     p.add_argument("name", choices=sorted(BENCHES), help="; ".join(f"{k}: {v}" for k, v in BENCHES.items()))
     p.add_argument("--json", action="store_true", help="print the JSON object on one line (default: indented)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where to write NAME.json with the figures, machine, load and versions "
+                        "(default bench/results)")
+    p.add_argument("--no-save", action="store_true", help="only print, write no result file")
     p.add_argument("--frames", type=int, default=None, help="frames or iterations to time (default per bench)")
     p.add_argument("--lod", choices=("realtime", "full"), default=None,
                    help="avatar bench only: mesh level of detail (default realtime)")
@@ -29,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    result = importlib.import_module(f"facestage.bench.{args.name}").run(args)
-    print(json.dumps(result, indent=None if args.json else 2))
+    from ..bench.record import DEFAULT_DIR, run_and_record, save
+
+    bench = importlib.import_module(f"facestage.bench.{args.name}")
+    record = run_and_record(args.name, lambda: bench.run(args))
+    print(json.dumps(record, indent=None if args.json else 2, ensure_ascii=False))
+    if not args.no_save:
+        path = save(record, Path(args.out) if args.out else DEFAULT_DIR)
+        print(f"wrote {path}", file=sys.stderr)
     return 0
