@@ -2,6 +2,8 @@
 # Every Python package comes from the locks in requirements/ (regenerate with `make lock`), installed with
 # --no-deps so nothing but the lock picks a version; `pip check` proves the set is complete.
 VENV   ?= .venv
+HOST   ?= 127.0.0.1
+PORT   ?= 8765
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 RUN_STAMP  := $(VENV)/.run-installed
@@ -39,7 +41,7 @@ $(TEST_STAMP): $(RUN_STAMP) requirements/test.txt
 	touch $@
 
 run: install
-	$(PY) -m facestage serve --host 127.0.0.1 --port 8765
+	$(PY) -m facestage serve --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(PY) -m ruff check facestage tests examples

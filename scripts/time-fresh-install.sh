@@ -9,23 +9,23 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/facestage-fresh.XXXXXX)"
 export PIP_CACHE_DIR="$WORK/pip-cache"
 PORT="${PORT:-18765}"
-trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill -- -"${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 git clone -q "$REPO" "$WORK/facestage"
 cd "$WORK/facestage"
 commit="$(git rev-parse --short HEAD)"
 load_before="$(cut -d' ' -f1 /proc/loadavg)"
 
 t0=$(date +%s.%N)
-make install >"$WORK/install.log" 2>&1 || { tail -30 "$WORK/install.log"; exit 1; }
-t_installed=$(date +%s.%N)
-.venv/bin/python -m facestage serve --host 127.0.0.1 --port "$PORT" >"$WORK/serve.log" 2>&1 &
+setsid make run PORT="$PORT" >"$WORK/run.log" 2>&1 &  # the README command itself: install, then serve
 SERVER_PID=$!
 until curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do
-  kill -0 "$SERVER_PID" 2>/dev/null || { tail -30 "$WORK/serve.log"; exit 1; }
+  kill -0 "$SERVER_PID" 2>/dev/null || { tail -30 "$WORK/run.log"; exit 1; }
   sleep 0.5
 done
 t_healthy=$(date +%s.%N)
-kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+t_installed=$(stat -c %Y .venv/.run-installed)  # when the install step finished
+kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+grep -q "demo" "$WORK/run.log" || { echo "make run did not set up the demo employee:"; tail -20 "$WORK/run.log"; exit 1; }
 venv_mb=$(du -sm .venv | cut -f1)
 
 t1=0; t2=0; t3=0; test_summary=null
