@@ -82,13 +82,22 @@ def test_bust_framing_shows_brand_clothing(rt, ava):
     assert np.median(head_cos) < 0.9  # the head framing ends at the neck: skin, not shirt
 
 
-def test_msaa_antialiases_edges(ava):
+def test_every_renderer_path_antialiases_edges(ava):
+    """MSAA when asked for, FXAA otherwise: no path gives hard, jagged silhouettes."""
     with RenderThread(size=SIZE, msaa=4) as smooth:
         a = smooth.render(ava)
-    with RenderThread(size=SIZE, msaa=0) as hard:
-        b = hard.render(ava)
-    assert set(np.unique(b[:, :, 3])) <= {0, 255}
-    assert len(np.unique(a[:, :, 3])) > 3  # partial coverage at the silhouette
+        assert smooth.info()["antialiasing"] == "msaa4"
+    with RenderThread(size=SIZE, msaa=0) as fxaa:
+        b = fxaa.render(ava)
+        assert fxaa.info()["antialiasing"] == "fxaa"
+    for img in (a, b):
+        alpha = img[:, :, 3]
+        partial = (alpha > 0) & (alpha < 255)
+        edge = (alpha > 0).sum() - (alpha == 255).sum()
+        assert partial.sum() > 50, partial.sum()  # partial coverage along the silhouette
+        assert edge == partial.sum()
+    ma, mb = a[:, :, 3] > 127, b[:, :, 3] > 127
+    assert (ma & mb).sum() / (ma | mb).sum() > 0.97  # the same picture either way
 
 
 def test_yaw_turns_towards_the_avatars_left(rt, ava):

@@ -1,7 +1,7 @@
 """pyrender backend: the same avatar scene (geometry, camera, three lights) for comparison with moderngl.
 
-Blendshapes and head/neck skinning run on the CPU here (pyrender has no morph-target or custom skinning
-path), and the vertex buffer of each primitive is overwritten in place with ``glBufferSubData`` instead of
+Blendshapes and linear-blend skinning run on the CPU here (``avatar.skeleton.skin_points``, the same maths
+as the moderngl vertex shader; pyrender has no morph-target or custom skinning path), and the vertex buffer of each primitive is overwritten in place with ``glBufferSubData`` instead of
 rebuilding ``Mesh.from_trimesh`` every frame (~10 ms extra on 20k triangles).
 """
 
@@ -14,12 +14,13 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # must precede the first Open
 import numpy as np  # noqa: E402
 
 from ..avatar.model import Avatar, MeshPart  # noqa: E402
+from ..avatar.skeleton import skin_points  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from . import scene  # noqa: E402
 
 
 class _PyrPart:
-    def __init__(self, part: MeshPart) -> None:
+    def __init__(self, part: MeshPart, joints: np.ndarray, weights: np.ndarray) -> None:
         import pyrender
 
         self.part = part
@@ -40,20 +41,16 @@ class _PyrPart:
                                        material=mat)
         self.mesh = pyrender.Mesh([self.prim])
         self.interleaved = np.hstack([part.positions, part.normals, uv, colors]).astype(np.float32)
-        self.hw = part.head_weight[:, None]
-        self.nw = part.neck_weight[:, None]
+        self.joints, self.weights = joints, weights
 
-    def update(self, weights: np.ndarray, head_m: np.ndarray, neck_m: np.ndarray) -> None:
+    def update(self, weights: np.ndarray, skin: np.ndarray) -> None:
         from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
         pn = self.part.deformed(weights)
-        p, n = pn[:, :3].astype(np.float64), pn[:, 3:].astype(np.float64)
-        wb = np.clip(1.0 - self.hw - self.nw, 0.0, 1.0)
-        ph = p @ head_m[:3, :3].T + head_m[:3, 3]
-        pk = p @ neck_m[:3, :3].T + neck_m[:3, 3]
-        self.interleaved[:, :3] = self.hw * ph + self.nw * pk + wb * p
-        nn = self.hw * (n @ head_m[:3, :3].T) + self.nw * (n @ neck_m[:3, :3].T) + wb * n
-        self.interleaved[:, 3:6] = nn / np.maximum(np.linalg.norm(nn, axis=1, keepdims=True), 1e-9)
+        p, n = skin_points(skin, self.joints, self.weights, pn[:, :3].astype(np.float64),
+                           pn[:, 3:].astype(np.float64))
+        self.interleaved[:, :3] = p
+        self.interleaved[:, 3:6] = n
         if self.prim._buffers:  # bound to the context: overwrite its VBO in place
             glBindBuffer(GL_ARRAY_BUFFER, self.prim._buffers[0])
             glBufferSubData(GL_ARRAY_BUFFER, 0, self.interleaved.nbytes, self.interleaved)
@@ -88,7 +85,8 @@ class PyrenderRenderer:
         if cached is not None:
             return cached
         sc = pr.Scene(ambient_light=0.5 * (scene.SKY_COLOR + scene.GROUND_COLOR), bg_color=[0, 0, 0, 0])
-        parts = [_PyrPart(p) for p in avatar.parts]
+        _, skins = avatar.skinning()
+        parts = [_PyrPart(p, j, w) for p, (j, w) in zip(avatar.parts, skins, strict=True)]
         nodes = {p.part.name: sc.add(p.mesh) for p in parts}
         for d, c in ((scene.KEY_DIR, scene.KEY_COLOR), (scene.FILL_DIR, scene.FILL_COLOR),
                      (scene.RIM_DIR, scene.RIM_COLOR)):
@@ -103,7 +101,7 @@ class PyrenderRenderer:
         self._scenes.pop(avatar.uid, None)
 
     def render(self, avatar: Avatar, weights: np.ndarray, head_rot, neck_rot, width: int, height: int,
-               background=None, framing: str = "head") -> np.ndarray:
+               background=None, framing: str = "head", spine_rot=(0.0, 0.0, 0.0)) -> np.ndarray:
         pr = self._pyrender
         if self._renderer is None or self._size != (width, height):
             if self._renderer is not None:
@@ -132,9 +130,9 @@ class PyrenderRenderer:
         hidden = set(avatar.meta.get("photo_hide", ())) if framing == "photo" else set()
         for name, node in nodes.items():
             node.mesh.is_visible = name not in hidden
-        head_m, neck_m = scene.bone_matrices(avatar.head_pivot, avatar.neck_pivot, head_rot, neck_rot)
+        skin = scene.skin_matrices(avatar, weights, head_rot, neck_rot, spine_rot)
         for p in parts:
-            p.update(weights, head_m, neck_m)
+            p.update(weights, skin)
         kind, bg = scene.parse_background(background, width, height)
         sc.bg_color = [*bg.tolist(), 1.0] if kind == "color" else [0.0, 0.0, 0.0, 0.0]
         color, _ = self._renderer.render(sc, flags=pr.RenderFlags.RGBA | pr.RenderFlags.SKIP_CULL_FACES)
