@@ -1,7 +1,8 @@
 """pyrender backend: the same avatar scene (geometry, camera, three lights) for comparison with moderngl.
 
 Blendshapes and linear-blend skinning run on the CPU here (``avatar.skeleton.skin_points``, the same maths
-as the moderngl vertex shader; pyrender has no morph-target or custom skinning path), and the vertex buffer of each primitive is overwritten in place with ``glBufferSubData`` instead of
+as the moderngl vertex shader; pyrender has no morph-target or custom skinning path), and the vertex buffer
+of each primitive is overwritten in place with ``glBufferSubData`` instead of
 rebuilding ``Mesh.from_trimesh`` every frame (~10 ms extra on 20k triangles).
 """
 

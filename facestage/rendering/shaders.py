@@ -6,7 +6,7 @@ from ..avatar.skeleton import MAX_JOINTS
 
 VERTEX_SHADER = """
 #version 330
-layout(std140) uniform Joints { mat4 u_joints[%d]; };
+layout(std140) uniform Joints { mat4 u_joints[MAX_JOINTS]; };
 uniform mat4 u_viewproj;
 uniform sampler2D u_morph;   // deltas of the moving vertices, see _MorphTexture
 uniform int u_morph_width;
@@ -29,7 +29,7 @@ void main() {
     vec3 p = in_pos;
     vec3 n = in_nrm;
     if (in_morph >= 0) {
-        int x = in_morph %% u_morph_width;
+        int x = in_morph % u_morph_width;
         int band = (in_morph / u_morph_width) * u_morph_shapes * 2;
         for (int i = 0; i < u_nactive; i++) {
             int s = band + 2 * u_active[i];
@@ -47,7 +47,7 @@ void main() {
     v_uv = in_uv;
     gl_Position = u_viewproj * wp;
 }
-""" % MAX_JOINTS
+""".replace("MAX_JOINTS", str(MAX_JOINTS))
 
 FRAGMENT_SHADER = """
 #version 330
