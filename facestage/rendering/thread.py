@@ -21,6 +21,7 @@ from ..avatar.model import Avatar, weights_vector
 from ..errors import ConfigError, InputError
 
 BACKENDS = ("moderngl", "pyrender")
+LODS = ("full", "realtime")
 NECK_SHARE = 0.3  # share of a bare (yaw, pitch, roll) that the neck takes; the head does the rest
 
 
@@ -49,14 +50,12 @@ class RenderThread:
     "pyrender" (same scene, for comparison). ``msaa``: MSAA samples; 0/1 (the default) anti-alias with an
     FXAA pass instead, which costs far less than 4x MSAA on llvmpipe. Every path is anti-aliased.
     ``device_index`` defaults to ``$FACESTAGE_EGL_DEVICE``, else the first non-software EGL device, else 0.
-    ``lod``: "realtime" (default: built-ins are drawn from their decimated copy, see ``avatar/lod.py``)
-    or "full" (the high-quality mesh, for stills).
+    ``lod``: "realtime" (default) or "full"; kept for callers: the body-model built-ins (~14 k triangles)
+    are drawn at full detail on both, so the two are the same picture today.
     """
 
     def __init__(self, size: int = 512, backend: str = "moderngl", device_index: int | None = None,
                  msaa: int = 0, lod: str = "realtime") -> None:
-        from ..avatar.lod import LODS
-
         if lod not in LODS:
             raise ConfigError(f"unknown level of detail {lod!r}; choose one of {', '.join(LODS)}")
         self.lod = lod
@@ -130,9 +129,6 @@ class RenderThread:
                     size: int | tuple[int, int] | None, background: Any, framing: str) -> Callable:
         if not isinstance(avatar, Avatar):
             raise InputError(f"expected an Avatar, got {type(avatar).__name__}")
-        from ..avatar.lod import with_lod
-
-        avatar = with_lod(avatar, self.lod)
         w, head, neck = resolve_pose(state_or_blendshapes, yaw, pitch, roll)
         if size is None:
             width = height = self.size
