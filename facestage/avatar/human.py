@@ -124,9 +124,7 @@ class _Builder:
         q = inv.reshape(-1, 4)
         tris = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]]).astype(np.uint32)
         p = self.pos[verts]
-        n = vertex_normals(p, tris)
-        tris = orient_faces(p, tris, _outward(p, n, self.pos))
-        n = vertex_normals(p, tris)
+        n = vertex_normals(p, tris)  # MakeHuman winds its quads consistently counter-clockwise outward
         p = p + offset * n
         deltas = self._deltas(verts, p, tris) if shapes else None
         j, w = joints if joints is not None else (self.rig.joints[verts], self.rig.weights[verts])
@@ -154,16 +152,6 @@ class _Builder:
             moved = local[ok]
             out[k, moved, 3:] = (vertex_normals(p + out[k, :, :3], tris) - base_n)[moved]
         return out.reshape(NUM_SHAPES, -1) if any_moved else None
-
-
-def _outward(p: np.ndarray, n: np.ndarray, all_pos: np.ndarray) -> np.ndarray:
-    """Normals flipped, where needed, to point away from the body's vertical axis (for consistent winding)."""
-    centre = np.array([0.0, 0.0, np.median(all_pos[:, 2])])
-    radial = p - centre
-    radial[:, 1] = 0.0
-    sign = np.where((n * radial).sum(axis=1) < 0, -1.0, 1.0)
-    # Closed parts only need one global decision; take the majority so concave spots keep their normals.
-    return n * (1.0 if sign.mean() >= 0 else -1.0)
 
 
 def _skin_colors(b: _Builder) -> np.ndarray:
@@ -200,6 +188,9 @@ MOUTH_DARK_DEPTH = 0.03  # metres behind the front teeth where the mouth is dark
 TONGUE_SHADE = 0.75
 NECK_RADIUS = 0.075  # beyond this distance from the neck axis the top covers the shoulders
 SHOULDER_DROP = 0.025  # the top's shoulder seam sits this far below the neck joint
+EDGE_RAMP = 0.02  # metres of signed distance over which the edge ramp goes from transparent to opaque
+EDGE_KEEP = 0.01
+LASH_ALPHA = 0.6  # shell quads this far outside the edge are dropped
 
 
 def _mouth_occlusion(b: _Builder) -> np.ndarray:
@@ -210,7 +201,8 @@ def _mouth_occlusion(b: _Builder) -> np.ndarray:
 
 
 def _neckline(b: _Builder, pts: np.ndarray) -> np.ndarray:
-    """True for points (quad centres) the top covers: the torso below a crew or V neckline, and the shoulders."""
+    """Signed distance (metres, > 0 covered) of points from the top's edge: a crew or V neckline plus the
+    shoulders (beyond NECK_RADIUS from the neck axis)."""
     rel = pts - b.neck
     front = np.clip(rel[:, 2], 0, None)
     if b.spec.neckline == "v":
@@ -218,21 +210,44 @@ def _neckline(b: _Builder, pts: np.ndarray) -> np.ndarray:
     else:
         depth = 0.03 + 0.5 * front
     radial = np.hypot(rel[:, 0], rel[:, 2] * 1.6)
-    return (rel[:, 1] < -depth) | ((rel[:, 1] < -SHOULDER_DROP) & (radial > NECK_RADIUS))
+    shoulders = np.minimum(-(rel[:, 1] + SHOULDER_DROP), radial - NECK_RADIUS)
+    return np.maximum(-(rel[:, 1] + depth), shoulders)
 
 
-def _scalp(b: _Builder, quads: np.ndarray) -> np.ndarray:
-    """True for quads under the hair: above a hairline that runs from the forehead over the ears to the nape."""
+def _scalp(b: _Builder, pts: np.ndarray) -> np.ndarray:
+    """Signed distance (metres, > 0 under hair) from a hairline that runs from the forehead over the ears
+    to the nape (lower for "full" hair)."""
     eyes = np.array([b.pos[np.unique(b.group(c))].mean(axis=0) for _, c, _ in EYE_JOINTS]).mean(axis=0)
     head = b.rig.heads[b.rig.names.index("head")]
-    quads_centres = b.pos[quads].mean(axis=1)
-    rel = quads_centres - np.array([0.0, eyes[1], head[2]])
+    rel = pts - np.array([0.0, eyes[1], head[2]])
     ang = np.arctan2(np.abs(rel[:, 0]), rel[:, 2])  # 0 at the front, pi at the back
     back = -0.05 if b.spec.hair_style == "short" else -0.09
-    # Hairline height above the eyes: forehead 5 cm, temples 3 cm, over the ears 1.5 cm, nape `back`.
+    # Hairline height above the eyes: forehead 5 cm, temples 3.5 cm, over the ears 1.5 cm, nape `back`.
     line = np.interp(ang, [0.0, 0.6, 1.3, 1.9, np.pi], [0.05, 0.035, 0.015, 0.0, back])
-    on_head = quads_centres[:, 1] > b.neck[1] - 0.01
-    return on_head & (rel[:, 1] > line)
+    return np.minimum(rel[:, 1] - line, pts[:, 1] - (b.neck[1] - 0.01))
+
+
+def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, material: Material, offset: float
+               ) -> MeshPart:
+    """A shell over the skin cut along the zero line of ``sd`` (per base vertex) with a smooth edge.
+
+    The cut is not made in the mesh (quads would give a jagged edge) but by an alpha-MASK ramp texture:
+    u = 0.5 + sd / EDGE_RAMP interpolates across each triangle, so the edge is the exact iso-line.
+    """
+    near = quads[(sd[quads] > -EDGE_KEEP).any(axis=1)]
+    part = b.part(name, near, material, offset=offset)
+    verts = np.unique(near)
+    u = np.clip(0.5 + sd[verts] / EDGE_RAMP, 0.0, 1.0)
+    part.uvs = np.ascontiguousarray(np.stack([u, np.full_like(u, 0.5)], axis=1), dtype=np.float32)
+    return part
+
+
+def _ramp_texture() -> np.ndarray:
+    """Alpha 0 → 255 across a 64-texel strip: the MASK edge of clothing and hair."""
+    a = np.clip((np.arange(64) - 31.5) * 8 + 128, 0, 255).astype(np.uint8)
+    img = np.full((1, 64, 4), 255, np.uint8)
+    img[0, :, 3] = a
+    return img
 
 
 def _eyeball(b: _Builder, joint: str, cube: str, helper: str, joint_index: int) -> MeshPart:
@@ -264,19 +279,23 @@ def build_character(spec: CharacterSpec) -> Avatar:
     body = b.group("body")
     cut = b.neck[1] - CUT_BELOW_NECK
     kept = body[(pos[body][:, :, 1] > cut).all(axis=1)]
-    covered = _neckline(b, pos[kept].mean(axis=1))
-    skin_mat = Material("skin", roughness=0.5, specular=0.22, subsurface=0.8)
-    parts = [b.part("skin", kept[~covered], skin_mat, colors=_skin_colors(b))]
     brand = np.asarray(spec.brand, float)
-    parts.append(b.part("clothing", kept[covered], Material("clothing", (*brand, 1.0), roughness=0.8, specular=0.06),
-                        offset=CLOTH_OFFSET, shapes=False))
-    scalp = _scalp(b, kept)
+    ramp = _ramp_texture()
+    # Shells first: drawn before the skin they cover, llvmpipe's early depth test skips the hidden skin.
+    parts = [_edge_part(b, "clothing", kept, _neckline(b, pos),
+                        Material("clothing", (*brand, 1.0), roughness=0.8, specular=0.06, texture=ramp,
+                                 alpha_mode="MASK"), CLOTH_OFFSET)]
     thick = HAIR_OFFSET * (2.2 if spec.hair_style == "full" else 1.0)
-    parts.append(b.part("hair", kept[scalp], Material("hair", (*spec.hair, 1.0), roughness=0.45, specular=0.25,
-                                                         double_sided=True), offset=thick, shapes=False))
+    parts.append(_edge_part(b, "hair", kept, _scalp(b, pos),
+                            Material("hair", (*spec.hair, 1.0), roughness=0.7, specular=0.1, texture=ramp,
+                                     alpha_mode="MASK"), thick))
+    parts.append(b.part("skin", kept, Material("skin", roughness=0.55, specular=0.15, subsurface=0.8),
+                        colors=_skin_colors(b)))
     lash_quads = np.concatenate([q for k, q in b.base.quads.items() if "eyelashes" in k])
-    parts.append(b.part("lashes", lash_quads, Material("lashes", (0.05, 0.04, 0.04, 1.0), roughness=0.7,
-                                                        specular=0.0, double_sided=True)))
+    # Lash cards are drawn semi-transparent: opaque they read as heavy eyeliner.
+    parts.append(b.part("lashes", lash_quads, Material("lashes", (*[0.4 * c for c in spec.brows], LASH_ALPHA),
+                                                        roughness=0.7, specular=0.0, double_sided=True,
+                                                        alpha_mode="BLEND")))
     teeth = Material("teeth", (0.93, 0.90, 0.82, 1.0), roughness=0.3, specular=0.4)
     mouth_occlusion = _mouth_occlusion(b)
     parts.append(b.part("teeth_upper", b.group("helper-upper-teeth"), teeth, colors=mouth_occlusion))

@@ -66,6 +66,10 @@ def viseme_blendshapes(visemes: dict[str, float]) -> dict[str, float]:
     return {k: float(np.clip(v, 0.0, 1.0)) for k, v in out.items()}
 
 
+BREATH_CHEST_DEG = 0.8  # upper-chest pitch at the top of a breath
+WEIGHT_SHIFT_DEG = 0.7  # upper-chest roll of a slow weight shift
+
+
 # Head pose that goes with an expression (yaw, pitch, roll) in degrees.
 EXPRESSION_POSE: dict[str, tuple[float, float, float]] = {
     "thinking": (6.0, 5.0, 6.0), "sad": (0.0, -6.0, 0.0), "surprised": (0.0, 3.0, 0.0), "angry": (0.0, -3.0, 0.0),
@@ -81,6 +85,7 @@ class AvatarState:
     neck_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
     gaze: tuple[float, float] = (0.0, 0.0)  # degrees: + towards the avatar's left, + up
     t: float = 0.0
+    spine_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)  # upper chest: breathing and weight shifts
 
     @property
     def total_rotation(self) -> tuple[float, float, float]:
@@ -240,7 +245,9 @@ class Rig:
         ypr = tuple(b * self.expression_strength + s for b, s in zip(base, sway, strict=True))
         bs["jawOpen"] = 0.02 * (breath + 1)  # lips part slightly on the in-breath
         head, neck = self._split(ypr)
-        return AvatarState(self._overlay(bs), head, neck, (gh, gv), float(t))
+        # The chest lifts on the in-breath and the weight shifts slowly from foot to foot (a slight lean).
+        spine = (0.0, BREATH_CHEST_DEG * breath, WEIGHT_SHIFT_DEG * math.sin(2 * math.pi * 0.03 * t + self._phase))
+        return AvatarState(self._overlay(bs), head, neck, (gh, gv), float(t), spine)
 
     def speak(self, visemes: dict[str, float], t: float) -> AvatarState:
         """Idle life (blinks, gaze, sway, expression) with the mouth driven by visemes — the talk path."""

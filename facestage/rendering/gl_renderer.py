@@ -20,6 +20,7 @@ from .shaders import FRAGMENT_SHADER, FXAA_FS, FXAA_VS, QUAD_FS, QUAD_VS, VERTEX
 
 NUM_SHAPES = 52
 ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
+LOOKUP_TEXTURE = 8  # textures thinner than this are lookup strips: no mipmaps
 
 
 class _GpuPart:
@@ -49,8 +50,12 @@ class _GpuPart:
         if tex is not None:
             t = np.ascontiguousarray(tex if tex.ndim == 3 else tex[:, :, None])
             self.texture = ctx.texture((t.shape[1], t.shape[0]), t.shape[2], t.tobytes())
-            self.texture.build_mipmaps()
-            self.texture.filter = (ctx.LINEAR_MIPMAP_LINEAR, ctx.LINEAR)
+            if min(t.shape[:2]) >= LOOKUP_TEXTURE:
+                self.texture.build_mipmaps()
+                self.texture.filter = (ctx.LINEAR_MIPMAP_LINEAR, ctx.LINEAR)
+            else:  # a lookup strip (alpha ramp): a coarse mip would average the ramp to 0.5 and pass the cut
+                self.texture.filter = (ctx.LINEAR, ctx.LINEAR)
+                self.texture.repeat_x = self.texture.repeat_y = False
 
     def release(self) -> None:
         for obj in (self.vao, self.vbo, self.ibo, self.texture):
