@@ -237,11 +237,12 @@ class GLRenderer:
         self._nactive = len(active)
 
     def render(self, avatar: Avatar, weights: np.ndarray, head_rot, neck_rot, width: int, height: int,
-               background=None, framing: str = "head", spine_rot=(0.0, 0.0, 0.0)) -> np.ndarray:
+               background=None, framing: str = "head", spine_rot=(0.0, 0.0, 0.0),
+               pose: dict | None = None) -> np.ndarray:
         ctx, mgl = self.ctx, self._mgl
         self._ensure_fbo(width, height)
         cam = scene.frame_camera(avatar, framing, width, height)
-        skin = scene.skin_matrices(avatar, weights, head_rot, neck_rot, spine_rot)
+        skin = scene.skin_matrices(avatar, weights, head_rot, neck_rot, spine_rot, pose)
         kind, bg = scene.parse_background(background, width, height)
         self.fbo.use()
         ctx.viewport = (0, 0, width, height)

@@ -149,8 +149,8 @@ def gaze_from_weights(w: np.ndarray) -> tuple[float, float]:
     return float(h * GAZE_DEG), float(v * GAZE_DEG)
 
 
-def joint_rotations(avatar, weights: np.ndarray, head_rot, neck_rot, spine_rot=(0.0, 0.0, 0.0)
-                    ) -> dict[int, np.ndarray]:
+def joint_rotations(avatar, weights: np.ndarray, head_rot, neck_rot, spine_rot=(0.0, 0.0, 0.0),
+                    pose: dict | None = None) -> dict[int, np.ndarray]:
     """World-aligned rotations per joint index for one frame: neck, head, upper spine, eyes, jaw.
 
     Eyes turn by bone only where the avatar says its eyeballs are bone-driven (``meta["eye_bones"]``),
@@ -181,9 +181,21 @@ def joint_rotations(avatar, weights: np.ndarray, head_rot, neck_rot, spine_rot=(
         jaw = float(weights[ARKIT_INDEX["jawOpen"]])
         if jaw > 0:
             put("jaw", rotation_matrix(0.0, -JAW_DEG * jaw, 0.0))
+    for key, angles in (pose or {}).items():  # explicit joints: index, joint name or humanoid bone name
+        if isinstance(key, int | np.integer):
+            i = int(key)
+        elif key in skel.names:
+            i = skel.index(key)
+        else:
+            i = skel.bone(key)
+        if i is None or not 0 <= i < skel.joint_count:
+            raise ConfigError(f"avatar {avatar.name!r} has no joint {key!r}")
+        r = rotation_matrix(*angles)
+        rots[i] = r if i not in rots else rots[i] @ r
     return rots
 
 
-def skin_matrices(avatar, weights: np.ndarray, head_rot, neck_rot, spine_rot=(0.0, 0.0, 0.0)) -> np.ndarray:
+def skin_matrices(avatar, weights: np.ndarray, head_rot, neck_rot, spine_rot=(0.0, 0.0, 0.0),
+                  pose: dict | None = None) -> np.ndarray:
     skel, _ = avatar.skinning()
-    return skel.skin_matrices(joint_rotations(avatar, weights, head_rot, neck_rot, spine_rot))
+    return skel.skin_matrices(joint_rotations(avatar, weights, head_rot, neck_rot, spine_rot, pose))

@@ -95,7 +95,7 @@ void main() {
     vec4 tex = texture(u_tex, v_uv);
     float alpha = u_color.a * tex.a;
     if (u_alpha_mode == 1 && alpha < u_cutoff) discard;
-    if (u_alpha_mode == 0) alpha = 1.0;
+    if (u_alpha_mode != 2) alpha = 1.0;  // opaque and cut-out surfaces cover the pixel fully
     vec3 base = u_color.rgb * v_col * tex.rgb;
     if (u_unlit == 1) { f_color = vec4(base, alpha); return; }
     vec3 albedo = to_linear(base);

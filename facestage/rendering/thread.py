@@ -126,7 +126,8 @@ class RenderThread:
 
     # -- public API -------------------------------------------------------------------------------
     def _render_job(self, avatar: Avatar, state_or_blendshapes: Any, yaw: float, pitch: float, roll: float,
-                    size: int | tuple[int, int] | None, background: Any, framing: str) -> Callable:
+                    size: int | tuple[int, int] | None, background: Any, framing: str,
+                    pose: dict | None = None) -> Callable:
         if not isinstance(avatar, Avatar):
             raise InputError(f"expected an Avatar, got {type(avatar).__name__}")
         w, head, neck = resolve_pose(state_or_blendshapes, yaw, pitch, roll)
@@ -140,19 +141,21 @@ class RenderThread:
             raise ConfigError(f"render size must be 8..8192 pixels, got {width}x{height}")
         spine = tuple(float(v) for v in getattr(state_or_blendshapes, "spine_rotation", (0.0, 0.0, 0.0)))
         return lambda r: r.render(avatar, w, head, neck, width, height, background=background, framing=framing,
-                                  spine_rot=spine)
+                                  spine_rot=spine, pose=pose)
 
     def render(self, avatar: Avatar, state_or_blendshapes: Any = None, yaw: float = 0.0, pitch: float = 0.0,
                roll: float = 0.0, size: int | tuple[int, int] | None = None, background: Any = None,
-               framing: str = "head", timeout: float | None = 60.0) -> np.ndarray:
-        """HxWx4 RGBA uint8, top row first; alpha 0 where there is no avatar and no background."""
-        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing)
+               framing: str = "head", timeout: float | None = 60.0, pose: dict | None = None) -> np.ndarray:
+        """HxWx4 RGBA uint8, top row first; alpha 0 where there is no avatar and no background.
+
+        ``pose``: extra joint rotations {joint index, joint name or humanoid bone: (yaw, pitch, roll)}."""
+        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing, pose)
         return self.submit(job).result(timeout=timeout)
 
     async def render_async(self, avatar: Avatar, state_or_blendshapes: Any = None, yaw: float = 0.0,
                            pitch: float = 0.0, roll: float = 0.0, size: int | tuple[int, int] | None = None,
-                           background: Any = None, framing: str = "head") -> np.ndarray:
-        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing)
+                           background: Any = None, framing: str = "head", pose: dict | None = None) -> np.ndarray:
+        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing, pose)
         return await asyncio.wrap_future(self.submit(job))
 
     def info(self) -> dict:
