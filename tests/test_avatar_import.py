@@ -142,3 +142,74 @@ def test_bad_files_and_joints_are_clear_errors(tmp_path, rt):
         rt.render(av, pose={"no-such-bone": (10, 0, 0)})
     with pytest.raises(InputError):
         load_avatar(str(tmp_path / "missing.glb"))
+
+
+REPO = Path(__file__).resolve().parents[1]
+VALIDATOR = REPO / "node_modules" / "gltf-validator"
+VALIDATE_JS = """
+const v = require('gltf-validator'); const fs = require('fs');
+v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[1])), {maxIssues: 100}).then(r => {
+  console.log(JSON.stringify({errors: r.issues.numErrors, warnings: r.issues.numWarnings,
+    messages: r.issues.messages.filter(m => m.severity <= 1).slice(0, 10).map(m => [m.code, m.pointer])}));
+}).catch(e => { console.error(String(e)); process.exit(2); });
+"""
+
+
+def _khronos_validate(path: Path) -> dict:
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None or not VALIDATOR.exists():
+        pytest.skip("Khronos glTF validator not installed: run `npm ci` at the repository root")
+    env = {**os.environ, "NODE_PATH": str(REPO / "node_modules")}
+    out = subprocess.run(["node", "-e", VALIDATE_JS, str(path)], capture_output=True, text=True, timeout=120,
+                         env=env, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("name,suffix", [("lin", ".vrm"), ("photo:astronaut", ".glb")])
+def test_export_passes_the_khronos_validator_and_round_trips(rt, tmp_path, name, suffix):
+    from facestage.avatar.gltf_export import VRM_PRESETS, export_glb
+
+    av = load_avatar(name)
+    path = export_glb(av, tmp_path / f"out{suffix}")
+    report = _khronos_validate(path)
+    assert report["errors"] == 0, report
+    back, _ = _load(path)
+    a_skel, a_skins = av.skinning()
+    b_skel, b_skins = back.skinning()
+    assert b_skel.names == a_skel.names and list(b_skel.parents) == list(a_skel.parents)
+    np.testing.assert_allclose(b_skel.rest, a_skel.rest, atol=1e-5)
+    assert b_skel.humanoid == a_skel.humanoid
+    for pa, pb, (ja, wa), (jb, wb) in zip(av.parts, back.parts, a_skins, b_skins, strict=True):
+        np.testing.assert_allclose(pb.positions, pa.positions, atol=1e-6)
+        np.testing.assert_allclose(wb, wa, atol=1e-6)
+        np.testing.assert_array_equal(np.where(wa > 0, jb, 0), np.where(wa > 0, ja, 0))
+        assert (pa.deltas is None) == (pb.deltas is None)
+        if pa.deltas is not None:
+            np.testing.assert_allclose(pb.deltas, pa.deltas, atol=1e-6)
+    assert back.meta["arkit_shapes"] == av.meta.get("arkit_shapes", back.meta["arkit_shapes"])
+    state = {"jawOpen": 0.6, "eyeBlinkLeft": 1.0}
+    a = rt.render(av, state, yaw=25, pitch=-10)
+    b = rt.render(back, state, yaw=25, pitch=-10)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
+    if suffix == ".vrm":
+        import pygltflib
+
+        vrm = pygltflib.GLTF2.load_binary(str(path)).extensions["VRMC_vrm"]
+        assert vrm["specVersion"] == "1.0" and vrm["lookAt"]["type"] == "bone"
+        assert set(VRM_PRESETS) <= set(vrm["expressions"]["preset"])
+        assert len(vrm["expressions"]["custom"]) == 52  # perfect sync: all ARKit shapes by name
+        assert vrm["meta"]["otherLicenseUrl"].startswith("https://creativecommons.org/publicdomain/zero")
+        assert {"hips", "head", "neck", "leftEye", "rightEye"} <= set(vrm["humanoid"]["humanBones"])
+        assert len(back.meta["arkit_shapes"]) == 52
+
+
+def test_vrm_export_of_an_avatar_without_a_humanoid_skeleton_is_a_clear_error(tmp_path):
+    from facestage.avatar.gltf_export import export_glb
+
+    with pytest.raises(InputError, match="humanoid"):
+        export_glb(load_avatar("photo:astronaut"), tmp_path / "astro.vrm")
+    assert not (tmp_path / "astro.vrm").exists()

@@ -71,7 +71,7 @@ class _Blob:
         nz = np.flatnonzero(np.abs(arr).max(axis=1) > 0).astype(np.uint32)
         if len(nz) * 16 >= arr.nbytes:
             return self.accessor(arr, "VEC3", minmax=True)
-        acc = g.Accessor(componentType=FLOAT, count=len(arr), type="VEC3",
+        acc = g.Accessor(componentType=FLOAT, count=len(arr), type="VEC3", byteOffset=None,
                          min=[float(v) for v in arr.min(axis=0)], max=[float(v) for v in arr.max(axis=0)])
         if len(nz):
             iv, vv = self.view(nz.tobytes()), self.view(arr[nz].tobytes())

@@ -83,7 +83,7 @@ def build_skeleton(gltf, order: list[int], parent: dict[int, int], world: dict[i
                    humanoid: dict[str, int]) -> tuple[Skeleton, dict[int, int]]:
     """The skeleton over the nodes in use; returns it and node index → joint index."""
     used = {j for s in gltf.skins or [] for j in s.joints or []}
-    used |= {i for i in order if gltf.nodes[i].mesh is not None}
+    used |= {i for i in order if gltf.nodes[i].mesh is not None and gltf.nodes[i].skin is None}  # rigid meshes
     used |= set(humanoid.values())
     keep: set[int] = set()
     for n in used:
@@ -91,6 +91,8 @@ def build_skeleton(gltf, order: list[int], parent: dict[int, int], world: dict[i
             keep.add(n)
             n = parent[n]
     nodes = [n for n in order if n in keep]
+    if all(parent.get(n, -1) < n for n in nodes):
+        nodes.sort()  # file order when it already lists parents first (facestage's exports do): stable round trips
     if len(nodes) > MAX_JOINTS:
         from ..errors import InputError
 
@@ -118,7 +120,7 @@ def skin_vertices(reader, gltf, node_index: int, attrs: dict, pos: np.ndarray, n
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """Bake a skinned primitive into the rest pose: (positions, normals, joints, weights, targets).
 
-    Vertices without any weight ride rigidly on the mesh's own node (what viewers do in practice)."""
+    Vertices without any weight are placed by the mesh's node and ride on the skin's first joint."""
     node = gltf.nodes[node_index]
     skin = gltf.skins[node.skin]
     joints_raw = reader.accessor(attrs["JOINTS_0"], raw=True).astype(np.int64)
@@ -147,7 +149,7 @@ def skin_vertices(reader, gltf, node_index: int, attrs: dict, pos: np.ndarray, n
         out_targets.append(np.hstack([dp, dn]).astype(np.float32))
     remap = np.array([joint_of[j] for j in skin.joints], np.int64)
     joints = remap[joints_raw]
-    joints[none] = joint_of[node_index]
+    joints[none] = joint_of[skin.joints[0]]
     weights = weights.astype(np.float32)
     weights[none] = (1.0, 0.0, 0.0, 0.0)
     return p, n, joints, weights, out_targets
