@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..tracking.arkit import ARKIT_NAMES
+from ..speech.visemes import VISEME_TO_ARKIT
 from .eyes import GAZE_DEG
 
 EXPRESSIONS: dict[str, dict[str, float]] = {
@@ -32,25 +33,9 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
                  "eyeLookOutLeft": 0.3, "eyeLookInRight": 0.3, "mouthPucker": 0.25, "mouthLeft": 0.35,
                  "mouthPressLeft": 0.2},
 }
-# Oculus' 15 visemes (the lip-sync vocabulary of speech engines) as ARKit mouth shapes.
-_LR = ("Left", "Right")
-VISEMES: dict[str, dict[str, float]] = {
-    "sil": {},
-    "PP": {"mouthClose": 0.6, **{f"mouthPress{s}": 0.5 for s in _LR}, "jawOpen": 0.05},
-    "FF": {"mouthRollLower": 0.6, **{f"mouthUpperUp{s}": 0.25 for s in _LR}, "jawOpen": 0.1},
-    "TH": {"tongueOut": 0.4, "jawOpen": 0.15},
-    "DD": {"jawOpen": 0.2, **{f"mouthStretch{s}": 0.2 for s in _LR}},
-    "kk": {"jawOpen": 0.25, **{f"mouthStretch{s}": 0.15 for s in _LR}},
-    "CH": {"mouthFunnel": 0.5, "jawOpen": 0.15, "mouthShrugUpper": 0.2},
-    "SS": {**{f"mouthStretch{s}": 0.35 for s in _LR}, **{f"mouthSmile{s}": 0.15 for s in _LR}, "jawOpen": 0.08},
-    "nn": {"jawOpen": 0.15, "mouthClose": 0.1, **{f"mouthStretch{s}": 0.1 for s in _LR}},
-    "RR": {"mouthFunnel": 0.3, "mouthPucker": 0.3, "jawOpen": 0.12},
-    "aa": {"jawOpen": 0.7, **{f"mouthLowerDown{s}": 0.3 for s in _LR}},
-    "E": {"jawOpen": 0.35, **{f"mouthStretch{s}": 0.4 for s in _LR}, **{f"mouthSmile{s}": 0.2 for s in _LR}},
-    "ih": {"jawOpen": 0.25, **{f"mouthStretch{s}": 0.3 for s in _LR}, **{f"mouthSmile{s}": 0.15 for s in _LR}},
-    "oh": {"jawOpen": 0.45, "mouthFunnel": 0.6},
-    "ou": {"mouthPucker": 0.8, "jawOpen": 0.15, "mouthFunnel": 0.2},
-}
+# Oculus' 15 visemes (the lip-sync vocabulary of speech engines) as ARKit mouth shapes: one table, the one
+# the speech timeline (``speech.visemes``) is tuned with, so talk, the server and the CLI agree.
+VISEMES: dict[str, dict[str, float]] = VISEME_TO_ARKIT
 MOUTH_CHANNELS = frozenset(k for shapes in VISEMES.values() for k in shapes)
 
 
@@ -249,14 +234,30 @@ class Rig:
         spine = (0.0, BREATH_CHEST_DEG * breath, WEIGHT_SHIFT_DEG * math.sin(2 * math.pi * 0.03 * t + self._phase))
         return AvatarState(self._overlay(bs), head, neck, (gh, gv), float(t), spine)
 
+    def frame(self, t: float, face=None, visemes: dict[str, float] | None = None,
+              mouth: dict[str, float] | None = None) -> AvatarState:
+        """The one puppet pipeline: every driver's frame is blended here and nowhere else.
+
+        ``face`` (a tracked Face) drives pose, gaze and all 52 shapes after calibration and gains; without
+        it the avatar idles (blinks, saccades, breathing, weight shifts). ``visemes`` (co-articulated viseme
+        weights) or ``mouth`` (ARKit mouth weights from a speech timeline) then take over the mouth
+        channels. The named expression is overlaid last, so a smile survives speech.
+        """
+        state = self.from_face(face, t) if face is not None else self.idle(t)
+        if visemes or mouth:
+            shapes = dict(viseme_blendshapes(visemes)) if visemes else {}
+            for k, v in (mouth or {}).items():
+                shapes[k] = max(shapes.get(k, 0.0), float(v))
+            expr = EXPRESSIONS[self.expression]
+            for k in MOUTH_CHANNELS | set(shapes):
+                if k in state.blendshapes:
+                    state.blendshapes[k] = float(np.clip(max(shapes.get(k, 0.0),
+                                                             expr.get(k, 0.0) * self.expression_strength), 0, 1))
+        return state
+
     def speak(self, visemes: dict[str, float], t: float) -> AvatarState:
         """Idle life (blinks, gaze, sway, expression) with the mouth driven by visemes — the talk path."""
-        state = self.idle(t)
-        mouth = viseme_blendshapes(visemes)
-        for k in MOUTH_CHANNELS:
-            state.blendshapes[k] = max(mouth.get(k, 0.0), EXPRESSIONS[self.expression].get(k, 0.0)
-                                       * self.expression_strength)
-        return state
+        return self.frame(t, visemes=visemes)
 
     def expression_state(self, name: str, strength: float = 1.0) -> AvatarState:
         """A still of one named expression (with its head pose)."""

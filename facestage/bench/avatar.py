@@ -43,7 +43,7 @@ def _time_frames(rt, avatar, frames: int, jpeg: bool = True) -> tuple[float, flo
     for i, face in enumerate(faces):
         c0 = time.process_time()
         t0 = time.perf_counter()
-        state = rig.from_face(face, i / 30)
+        state = rig.frame(i / 30, face=face)
         t1 = time.perf_counter()
         rgba = rt.render(avatar, state, size=SIZE)
         t2 = time.perf_counter()
