@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from ..tracking.arkit import ARKIT_NAMES
 from ..speech.visemes import VISEME_TO_ARKIT
+from ..tracking.arkit import ARKIT_NAMES
 from .eyes import GAZE_DEG
 
 EXPRESSIONS: dict[str, dict[str, float]] = {
