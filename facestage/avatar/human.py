@@ -189,8 +189,9 @@ TONGUE_SHADE = 0.75
 NECK_RADIUS = 0.075  # beyond this distance from the neck axis the top covers the shoulders
 SHOULDER_DROP = 0.025  # the top's shoulder seam sits this far below the neck joint
 EDGE_RAMP = 0.02  # metres of signed distance over which the edge ramp goes from transparent to opaque
-EDGE_KEEP = 0.01
-LASH_ALPHA = 0.6  # shell quads this far outside the edge are dropped
+EDGE_KEEP = 0.01  # shell quads this far outside the edge are dropped
+LASH_ALPHA = 0.6
+BUST_MARGIN = 0.015  # metres of space above the hair in the bust framing
 
 
 def _mouth_occlusion(b: _Builder) -> np.ndarray:
@@ -331,8 +332,8 @@ def build_character(spec: CharacterSpec) -> Avatar:
     eyes = tuple(tuple(float(v) for v in skel.joint_position(skel.index(j))) for j, _, _ in EYE_JOINTS)
     return Avatar(spec.name, parts, head_pivot=tuple(float(v) for v in head_c),
                   neck_pivot=tuple(float(v) for v in neck_c), eye_centers=eyes,
-                  frame_center={"head": (0.0, 0.015, 0.0), "bust": (0.0, (top + bottom) / 2 + 0.02, 0.0)},
-                  frame_height={"head": 0.28, "bust": top - bottom - 0.02},
+                  frame_center={"head": (0.0, 0.015, 0.0), "bust": (0.0, (top + bottom) / 2 + BUST_MARGIN / 2, 0.0)},
+                  frame_height={"head": 0.28, "bust": top - bottom + BUST_MARGIN},
                   meta={"description": spec.description, "brand_color": spec.brand, "generator": "body-model",
                         "eye_bones": True, "mouth": [float(v) for v in mouth], "licence": "CC0-1.0",
                         "source": data.licence_note()},
