@@ -267,13 +267,6 @@ def _eyeball(b: _Builder, joint: str, cube: str, helper: str, joint_index: int) 
     return MeshPart(joint, pos + centre, nrm, idx, mat, uvs=uv, skin_joints=j, skin_weights=w)
 
 
-def _nearest_weights(b: _Builder, verts: np.ndarray, body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.spatial import cKDTree
-
-    _, near = cKDTree(b.pos[body]).query(b.pos[verts])
-    return b.rig.joints[body[near]], b.rig.weights[body[near]]
-
-
 def build_character(spec: CharacterSpec) -> Avatar:
     b = _Builder(spec)
     pos = b.pos
