@@ -20,6 +20,7 @@ from .shaders import FRAGMENT_SHADER, FXAA_FS, FXAA_VS, QUAD_FS, QUAD_VS, VERTEX
 
 NUM_SHAPES = 52
 ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
+ACTIVE_MIN = 0.004  # weights below this move a face by < 0.1 mm: not worth two texel fetches per vertex
 LOOKUP_TEXTURE = 8  # textures thinner than this are lookup strips: no mipmaps
 
 
@@ -226,7 +227,7 @@ class GLRenderer:
 
     def _set_weights(self, weights: np.ndarray) -> None:
         w = np.asarray(weights, np.float32)
-        active = np.flatnonzero(w > 1e-4).astype(np.int32)
+        active = np.flatnonzero(w > ACTIVE_MIN).astype(np.int32)
         idx = np.zeros(NUM_SHAPES, np.int32)
         val = np.zeros(NUM_SHAPES, np.float32)
         idx[:len(active)] = active
@@ -295,7 +296,7 @@ class GLRenderer:
             self.no_morph.use(1)
             p["u_nactive"].value = 0
         # Culling closed meshes spares llvmpipe the set-up of half the triangles.
-        if m.double_sided or m.alpha_mode != "OPAQUE":
+        if m.double_sided or m.alpha_mode == "BLEND":  # a cut-out shell (hair, top) is seen from outside
             ctx.disable(mgl.CULL_FACE)
         else:
             ctx.enable(mgl.CULL_FACE)
