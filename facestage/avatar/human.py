@@ -192,6 +192,7 @@ EDGE_RAMP = 0.02  # metres of signed distance over which the edge ramp goes from
 EDGE_KEEP = 0.01  # shell quads this far outside the edge are dropped
 LASH_ALPHA = 0.6
 BUST_MARGIN = 0.015  # metres of space above the hair in the bust framing
+SOFT_NORMAL_ROUNDS = 12  # garment normal blur (1-ring rounds): ~3 cm, wider than a nipple
 
 
 def _mouth_occlusion(b: _Builder) -> np.ndarray:
@@ -243,6 +244,24 @@ def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, materi
     return part
 
 
+def _soften_normals(part: MeshPart, rounds: int = SOFT_NORMAL_ROUNDS) -> None:
+    """Blur a garment's normals over the mesh so it shades like cloth over the body's small bumps (nipples,
+    collarbones) while its shape, and so its silhouette and depth against the skin, stays as it is."""
+    from scipy.sparse import coo_matrix
+
+    t = part.indices.astype(np.int64)
+    n = part.vertex_count
+    rows = np.concatenate([t[:, 0], t[:, 1], t[:, 2], t[:, 1], t[:, 2], t[:, 0], np.arange(n)])
+    cols = np.concatenate([t[:, 1], t[:, 2], t[:, 0], t[:, 0], t[:, 1], t[:, 2], np.arange(n)])
+    adj = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)).tocsr()
+    adj.data[:] = 1.0
+    nrm = part.normals.astype(np.float64)
+    for _ in range(rounds):
+        nrm = adj @ nrm
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    part.normals = np.ascontiguousarray(nrm, dtype=np.float32)
+
+
 def _ramp_texture() -> np.ndarray:
     """Alpha 0 → 255 across a 64-texel strip: the MASK edge of clothing and hair."""
     a = np.clip((np.arange(64) - 31.5) * 8 + 128, 0, 255).astype(np.uint8)
@@ -279,6 +298,7 @@ def build_character(spec: CharacterSpec) -> Avatar:
     parts = [_edge_part(b, "clothing", kept, _neckline(b, pos),
                         Material("clothing", (*brand, 1.0), roughness=0.8, specular=0.06, texture=ramp,
                                  alpha_mode="MASK"), CLOTH_OFFSET)]
+    _soften_normals(parts[0])
     thick = HAIR_OFFSET * (2.2 if spec.hair_style == "full" else 1.0)
     parts.append(_edge_part(b, "hair", kept, _scalp(b, pos),
                             Material("hair", (*spec.hair, 1.0), roughness=0.7, specular=0.1, texture=ramp,
