@@ -213,3 +213,25 @@ def test_vrm_export_of_an_avatar_without_a_humanoid_skeleton_is_a_clear_error(tm
     with pytest.raises(InputError, match="humanoid"):
         export_glb(load_avatar("photo:astronaut"), tmp_path / "astro.vrm")
     assert not (tmp_path / "astro.vrm").exists()
+
+
+ASSIMP = Path("/usr/share/assimp/models/glTF2")  # Debian's assimp-testmodels (Khronos glTF samples)
+
+
+@pytest.mark.skipif(not (ASSIMP / "simple_skin").exists(), reason="apt-get install assimp-testmodels")
+def test_assimp_testmodels_skin_and_morph_samples(rt):
+    skin, warned = _load(ASSIMP / "simple_skin" / "simple_skin.gltf")
+    assert any("animation" in w for w in warned)
+    skel, skins = skin.skinning()
+    joints, weights = skins[0]
+    leaf = skel.joint_count - 1  # the skin's last joint bends the strip's upper half
+    inf = _subtree_influence(skel, joints, weights, leaf)
+    assert (inf > 0.5).any() and (inf == 0).any()
+    d = _moved(skin, {leaf: (0.0, 0.0, 40.0)})[0]
+    assert d[inf > 0.5].min() > 1e-3 and d[inf == 0].max() < 1e-6
+    a = rt.render(skin, framing="head")
+    b = rt.render(skin, framing="head", pose={leaf: (0.0, 0.0, 40.0)})
+    assert (np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 30).sum() > 20
+    cube, warned = _load(ASSIMP / "glTF-Sample-Models" / "AnimatedMorphCube-glTF" / "AnimatedMorphCube.gltf")
+    assert len(cube.meta["arkit_missing"]) == 52  # its two targets are not ARKit shapes: reported, not guessed
+    assert rt.render(cube, framing="head")[:, :, 3].sum() > 0

@@ -309,7 +309,8 @@ def _finish(parts: list[MeshPart], gltf, path: Path, name: str | None, skel, ign
     hi = np.max([p.positions.max(axis=0) for p in parts], axis=0)
     c = (lo + hi) / 2
     height = float(hi[1] - lo[1])
-    if height > 0.6:  # a bust or a full body in metres: the head is the top 0.25 m
+    width = float(max(hi[0] - lo[0], hi[2] - lo[2]))
+    if height > 0.6 and height > 1.2 * width:  # a standing body in metres (taller than wide): head = top 0.25 m
         top = float(hi[1])
         head_c = (float(c[0]), top - 0.12, float(c[2]))
         frame_center = {"head": head_c, "bust": (float(c[0]), top - 0.27, float(c[2]))}
