@@ -82,19 +82,29 @@ def test_bust_framing_shows_brand_clothing(rt, ava):
     assert np.median(head_cos) < 0.9  # the head framing ends at the neck: skin, not shirt
 
 
-def test_msaa_antialiases_edges(ava):
+def test_every_renderer_path_antialiases_edges(ava):
+    """MSAA when asked for, FXAA otherwise: no path gives hard, jagged silhouettes."""
     with RenderThread(size=SIZE, msaa=4) as smooth:
         a = smooth.render(ava)
-    with RenderThread(size=SIZE, msaa=0) as hard:
-        b = hard.render(ava)
-    assert set(np.unique(b[:, :, 3])) <= {0, 255}
-    assert len(np.unique(a[:, :, 3])) > 3  # partial coverage at the silhouette
+        assert smooth.info()["antialiasing"] == "msaa4"
+    with RenderThread(size=SIZE, msaa=0) as fxaa:
+        b = fxaa.render(ava)
+        assert fxaa.info()["antialiasing"] == "fxaa"
+    for img in (a, b):
+        alpha = img[:, :, 3]
+        partial = (alpha > 0) & (alpha < 255)
+        edge = (alpha > 0).sum() - (alpha == 255).sum()
+        assert partial.sum() > 50, partial.sum()  # partial coverage along the silhouette
+        assert edge == partial.sum()
+    ma, mb = a[:, :, 3] > 127, b[:, :, 3] > 127
+    assert (ma & mb).sum() / (ma | mb).sum() > 0.97  # the same picture either way
 
 
 def test_yaw_turns_towards_the_avatars_left(rt, ava):
     def iris_x(img: np.ndarray) -> float:
         rgb = img[:, :, :3].astype(int)
         blue = (rgb[:, :, 2] > rgb[:, :, 0] + 40) & (img[:, :, 3] > 0)  # ava's blue irises
+        blue[int(0.6 * len(blue)):] = False  # the eye band only: her teal top shows at the bottom
         assert blue.sum() > 5
         return float(np.nonzero(blue)[1].mean())
 
@@ -148,3 +158,38 @@ def test_egl_device_selection(ava):
     with RenderThread(size=64, device_index=99) as missing, pytest.raises(ConfigError, match="device 99"):
         missing.render(ava)
 
+
+
+def test_morph_texture_wraps_past_4096_moving_vertices_and_matches_the_cpu():
+    """A 90x90 grid (8,100 vertices, all moved by one shape and skinned to two joints): the morph texture
+    needs two bands. GPU skinning + morphing must match the CPU path (pyrender) pixel for pixel in shape."""
+    from facestage.avatar.model import NUM_SHAPES, Avatar, Material, MeshPart
+    from facestage.avatar.skeleton import Skeleton, translation
+    from facestage.tracking.arkit import ARKIT_INDEX
+
+    n = 90
+    u, v = np.meshgrid(np.linspace(-0.1, 0.1, n), np.linspace(-0.1, 0.1, n))
+    pos = np.stack([u.ravel(), v.ravel(), np.zeros(n * n)], axis=1)
+    q = (np.arange(n - 1)[:, None] * n + np.arange(n - 1)[None, :]).ravel()
+    tris = np.concatenate([np.stack([q, q + 1, q + n], 1), np.stack([q + 1, q + n + 1, q + n], 1)])
+    nrm = np.tile([0.0, 0.0, 1.0], (n * n, 1))
+    d = np.zeros((NUM_SHAPES, n * n, 6), np.float32)
+    d[ARKIT_INDEX["jawOpen"], :, 1] = -0.04 * (pos[:, 0] + 0.1) / 0.2  # a shear: the right side drops
+    joints = np.zeros((n * n, 4), np.int32)
+    joints[:, 0] = (pos[:, 1] > 0).astype(np.int32)  # the upper half on joint 1
+    weights = np.zeros((n * n, 4), np.float32)
+    weights[:, 0] = 1.0
+    part = MeshPart("grid", pos, nrm, tris, Material("m", double_sided=True), deltas=d.reshape(NUM_SHAPES, -1),
+                    skin_joints=joints, skin_weights=weights)
+    skel = Skeleton(["root", "upper"], [-1, 0], np.stack([np.eye(4), translation((0.0, 0.0, 0.0))]),
+                    humanoid={"head": "upper"})
+    av = Avatar("grid", [part], frame_center={"head": (0.0, 0.0, 0.0)}, frame_height={"head": 0.3},
+                skeleton=skel)
+    state = {"jawOpen": 1.0}
+    with RenderThread(size=SIZE, msaa=0) as gl, RenderThread(size=SIZE, backend="pyrender") as pr:
+        a = gl.render(av, state, pose={"upper": (0.0, 0.0, 25.0)})
+        b = pr.render(av, state, pose={"upper": (0.0, 0.0, 25.0)})
+        rest = gl.render(av)
+    ma, mb, mr = a[:, :, 3] > 127, b[:, :, 3] > 127, rest[:, :, 3] > 127
+    assert (ma & mb).sum() / (ma | mb).sum() > 0.97
+    assert (ma ^ mr).sum() > 0.05 * mr.sum()  # the morph and the joint really moved the grid

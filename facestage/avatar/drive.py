@@ -61,12 +61,12 @@ def drive_video(input_path: str | Path, avatar: Avatar, output: str | Path | Non
                     if not calibrated:
                         calibrated = True  # first frame's pose = straight ahead for this camera
                         rig.neutral_pose = (face.pose.yaw, face.pose.pitch, face.pose.roll)
-                    state = rig.from_face(face, t)
                     tracked += 1
                     mouth = mouth_open_ratio(face.landmarks)
                 else:
-                    state = rig.idle(t)
+                    face = None
                     mouth = float("nan")
+                state = rig.frame(t, face=face)  # the one puppet pipeline: tracked face or idle life
                 rgba = rt.render(avatar, state, size=size, background=background, framing=framing)
                 out = np.ascontiguousarray(rgba[:, :, 2::-1])  # RGB(A) → BGR
                 if side_by_side:

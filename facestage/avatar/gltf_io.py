@@ -21,128 +21,16 @@ import numpy as np
 
 from ..errors import InputError
 from ..tracking.arkit import ARKIT_NAMES
+from .gltf_export import export_glb  # noqa: F401 - the public export lives beside the import
+from .gltf_skin import build_skeleton, humanoid_nodes, mtoon, scene_nodes, skin_vertices, unsupported, vrm0_mtoon
 from .model import NUM_SHAPES, Avatar, Material, MeshPart, vertex_normals
+from .skinned_import import _skinned_avatar
 from .vrm_map import arkit_targets_for_names, vrm_expression_deltas
 
 FLOAT, UINT, USHORT, UBYTE = 5126, 5125, 5123, 5121
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 _NCOMP = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 _DTYPE = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
-
-
-class _Blob:
-    """Accumulates the binary chunk with 4-byte alignment and builds bufferViews/accessors."""
-
-    def __init__(self, gltf) -> None:
-        self.gltf = gltf
-        self.data = io.BytesIO()
-
-    def view(self, raw: bytes, target: int | None = None) -> int:
-        import pygltflib as g
-
-        pad = (-self.data.tell()) % 4
-        self.data.write(b"\0" * pad)
-        off = self.data.tell()
-        self.data.write(raw)
-        self.gltf.bufferViews.append(g.BufferView(buffer=0, byteOffset=off, byteLength=len(raw), target=target))
-        return len(self.gltf.bufferViews) - 1
-
-    def accessor(self, arr: np.ndarray, kind: str, target: int | None = ARRAY_BUFFER, minmax: bool = False) -> int:
-        import pygltflib as g
-
-        arr = np.ascontiguousarray(arr)
-        ctype = UINT if arr.dtype == np.uint32 else FLOAT
-        acc = g.Accessor(bufferView=self.view(arr.tobytes(), target), componentType=ctype, count=len(arr), type=kind)
-        if minmax:
-            acc.min = [float(v) for v in arr.reshape(len(arr), -1).min(axis=0)]
-            acc.max = [float(v) for v in arr.reshape(len(arr), -1).max(axis=0)]
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
-
-    def sparse_vec3(self, arr: np.ndarray) -> int:
-        """A VEC3 float accessor, sparse when that is smaller (zeros elsewhere, per the glTF spec)."""
-        import pygltflib as g
-
-        arr = np.ascontiguousarray(arr, np.float32)
-        nz = np.flatnonzero(np.abs(arr).max(axis=1) > 0).astype(np.uint32)
-        if len(nz) * 16 >= arr.nbytes:
-            return self.accessor(arr, "VEC3", minmax=True)
-        acc = g.Accessor(componentType=FLOAT, count=len(arr), type="VEC3",
-                         min=[float(v) for v in arr.min(axis=0)], max=[float(v) for v in arr.max(axis=0)])
-        if len(nz):
-            iv, vv = self.view(nz.tobytes()), self.view(arr[nz].tobytes())
-            acc.sparse = g.Sparse(count=len(nz), indices=g.AccessorSparseIndices(bufferView=iv, componentType=UINT),
-                                  values=g.AccessorSparseValues(bufferView=vv))
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
-
-
-def _png(img: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def export_glb(avatar: Avatar, path: str | Path) -> Path:
-    """Write ``avatar`` as a GLB with all 52 ARKit morph targets per deformable part."""
-    import pygltflib as g
-
-    gltf = g.GLTF2(asset=g.Asset(generator="facestage", version="2.0"))
-    gltf.scenes = [g.Scene(nodes=[])]
-    gltf.scene = 0
-    blob = _Blob(gltf)
-    for part in avatar.parts:
-        m = part.material
-        mat = g.Material(name=m.name, doubleSided=bool(m.double_sided), pbrMetallicRoughness=g.PbrMetallicRoughness(
-            baseColorFactor=[float(c) for c in m.color], metallicFactor=0.0, roughnessFactor=float(m.roughness)),
-            extras={"specular": m.specular, "subsurface": m.subsurface})
-        if m.unlit:
-            mat.extensions = {"KHR_materials_unlit": {}}
-            gltf.extensionsUsed = sorted(set(gltf.extensionsUsed or []) | {"KHR_materials_unlit"})
-        if m.texture is not None:
-            gltf.images.append(g.Image(bufferView=blob.view(_png(m.texture)), mimeType="image/png"))
-            gltf.samplers = gltf.samplers or [g.Sampler(magFilter=9729, minFilter=9987)]
-            gltf.textures.append(g.Texture(source=len(gltf.images) - 1, sampler=0))
-            mat.pbrMetallicRoughness.baseColorTexture = g.TextureInfo(index=len(gltf.textures) - 1)
-        gltf.materials.append(mat)
-        attrs = g.Attributes(POSITION=blob.accessor(part.positions, "VEC3", minmax=True),
-                             NORMAL=blob.accessor(part.normals, "VEC3"),
-                             TEXCOORD_0=blob.accessor(part.uvs, "VEC2"),
-                             COLOR_0=blob.accessor(part.colors, "VEC3"),
-                             _HEADWEIGHT=blob.accessor(part.head_weight, "SCALAR"),
-                             _NECKWEIGHT=blob.accessor(part.neck_weight, "SCALAR"))
-        prim = g.Primitive(attributes=attrs, indices=blob.accessor(part.indices.reshape(-1), "SCALAR",
-                                                                   ELEMENT_ARRAY_BUFFER),
-                           material=len(gltf.materials) - 1)
-        mesh = g.Mesh(name=part.name, primitives=[prim])
-        if part.deltas is not None:
-            d = part.deltas.reshape(NUM_SHAPES, -1, 6)
-            prim.targets = [g.Attributes(POSITION=blob.sparse_vec3(d[i, :, :3]), NORMAL=blob.sparse_vec3(d[i, :, 3:]))
-                            for i in range(NUM_SHAPES)]
-            mesh.weights = [0.0] * NUM_SHAPES
-            mesh.extras = {"targetNames": list(ARKIT_NAMES)}
-        gltf.meshes.append(mesh)
-        gltf.nodes.append(g.Node(name=part.name, mesh=len(gltf.meshes) - 1))
-        gltf.scenes[0].nodes.append(len(gltf.nodes) - 1)
-    gltf.asset.extras = {"facestage": {
-        "name": avatar.name, "head_pivot": list(avatar.head_pivot), "neck_pivot": list(avatar.neck_pivot),
-        "eye_centers": [list(c) for c in avatar.eye_centers],
-        "frame_center": {k: list(v) for k, v in avatar.frame_center.items()},
-        "frame_height": dict(avatar.frame_height),
-        "meta": {k: v for k, v in avatar.meta.items() if isinstance(v, str | int | float | list | tuple)}}}
-    data = blob.data.getvalue()
-    data += b"\0" * ((-len(data)) % 4)
-    gltf.buffers = [g.Buffer(byteLength=len(data))]
-    gltf.set_binary_blob(data)
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        gltf.save_binary(str(path))
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- import
@@ -184,7 +72,10 @@ class _Reader:
             return rows[idx].copy().view(dt).reshape(count, ncomp)
         return np.frombuffer(data, dt, count=count * ncomp, offset=start).reshape(count, ncomp).copy()
 
-    def accessor(self, idx: int) -> np.ndarray:
+    def accessor(self, idx: int, raw: bool = False) -> np.ndarray:
+        """Decoded accessor data; ``raw`` keeps integer components (JOINTS_0) unnormalised."""
+        if idx is None or not 0 <= idx < len(self.gltf.accessors):
+            raise InputError(f"accessor {idx} does not exist")
         acc = self.gltf.accessors[idx]
         n = _NCOMP[acc.type]
         if acc.bufferView is not None:
@@ -198,7 +89,7 @@ class _Reader:
             val = self._dense(sp.values.bufferView, sp.values.byteOffset or 0, acc.componentType, sp.count, n)
             arr = arr.copy()
             arr[ind] = val
-        if acc.normalized or (acc.componentType in (UBYTE, USHORT) and acc.type != "SCALAR"):
+        if not raw and (acc.normalized or (acc.componentType in (UBYTE, USHORT) and acc.type != "SCALAR")):
             arr = arr.astype(np.float32) / float(np.iinfo(_DTYPE[acc.componentType]).max)
         return arr
 
@@ -240,7 +131,15 @@ def _texture(gltf, reader: _Reader, material, path: Path) -> np.ndarray | None:
         raw = (path.parent / img.uri).read_bytes()
     else:
         return None
-    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+    try:
+        im = Image.open(io.BytesIO(raw))
+        if im.width * im.height > MAX_TEXTURE_PIXELS:
+            raise InputError(f"{path}: a texture of {im.width}x{im.height} exceeds {MAX_TEXTURE_PIXELS} pixels")
+        has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{path}: unreadable texture ignored ({exc})", stacklevel=2)
+        return None
 
 
 def _read_gltf(path: Path):
@@ -262,76 +161,108 @@ def _read_gltf(path: Path):
     return gltf
 
 
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_VERTICES = 1_000_000
+MAX_TEXTURE_PIXELS = 4096 * 4096
+
+
+def _material(gltf, reader, prim, path: Path, mtoon0: dict[int, dict]) -> Material:
+    gm = gltf.materials[prim.material] if prim.material is not None and gltf.materials else None
+    color, rough = (1.0, 1.0, 1.0, 1.0), 0.6
+    if gm is not None and gm.pbrMetallicRoughness is not None:
+        pbr = gm.pbrMetallicRoughness
+        color = tuple(pbr.baseColorFactor or color)
+        rough = pbr.roughnessFactor if pbr.roughnessFactor is not None else 1.0
+    extras = (gm.extras or {}) if gm else {}
+    toon = mtoon(gm) or mtoon0.get(prim.material, {})
+    return Material(gm.name if gm and gm.name else f"material{prim.material}", color, float(rough),
+                    float(extras.get("specular", 0.25)), float(extras.get("subsurface", 0.0)),
+                    texture=_texture(gltf, reader, gm, path),
+                    unlit=bool(gm and gm.extensions and "KHR_materials_unlit" in gm.extensions and not toon),
+                    double_sided=bool(gm.doubleSided) if gm else True,
+                    alpha_mode=(gm.alphaMode or "OPAQUE") if gm else "OPAQUE",
+                    alpha_cutoff=float(gm.alphaCutoff if gm and gm.alphaCutoff is not None else 0.5), **toon)
+
+
 def import_gltf(path: str | Path, name: str | None = None) -> Avatar:
-    """Load a .glb/.gltf/.vrm as an Avatar; morph targets become ARKit shapes where they map."""
+    """Load a .glb/.gltf/.vrm as a skinned Avatar: node tree → skeleton, skins kept, humanoid bones mapped,
+    morph targets → ARKit shapes where they map (names or VRM expressions). Unsupported parts → a warning."""
     path = Path(path)
+    if path.exists() and path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(f"{path} is {path.stat().st_size >> 20} MB; avatar files are limited to "
+                         f"{MAX_FILE_BYTES >> 20} MB")
     gltf = _read_gltf(path)
     if not gltf.meshes:
         raise InputError(f"{path} contains no meshes")
+    ignored, required = unsupported(gltf)
+    if required:
+        raise InputError(f"{path} requires glTF extensions facestage cannot read: {', '.join(required)}")
     reader = _Reader(gltf, _buffer_bytes(gltf, path))
-    ext = gltf.extensions or {}
-    vrm0 = "VRM" in ext
+    vrm0 = "VRM" in (gltf.extensions or {})
     # VRM 0.x faces -Z; glTF and VRM 1.0 face +Z: turn 0.x models around so every avatar faces the camera.
     root = np.diag([-1.0, 1.0, -1.0, 1.0]) if vrm0 else np.eye(4)
+    order, parent, world = scene_nodes(gltf, root, _node_matrix)
+    humanoid = humanoid_nodes(gltf)
+    skel, joint_of = build_skeleton(gltf, order, parent, world, humanoid)
+    mtoon0 = vrm0_mtoon(gltf)
     parts: list[MeshPart] = []
     part_of: dict[tuple[int, int], int] = {}  # (mesh index, primitive index) → part index
     node_of_mesh: dict[int, int] = {}
     raw_targets: dict[int, list[np.ndarray]] = {}
     target_names: dict[int, list[str]] = {}
-    scene = gltf.scenes[gltf.scene or 0] if gltf.scenes else None
-    stack = [(n, root) for n in (scene.nodes if scene else range(len(gltf.nodes)))][::-1]
-    while stack:  # depth-first, in file order, so parts keep the exporter's order
-        ni, parent = stack.pop()
+    total = 0
+    for ni in order:  # depth-first, in file order, so parts keep the exporter's order
         node = gltf.nodes[ni]
-        world = parent @ _node_matrix(node)
-        stack.extend((c, world) for c in (node.children or [])[::-1])
-        if node.mesh is None:
+        if node.mesh is None or not 0 <= node.mesh < len(gltf.meshes):
             continue
         node_of_mesh.setdefault(node.mesh, ni)
         mesh = gltf.meshes[node.mesh]
         names = (mesh.extras or {}).get("targetNames") or []
-        lin = world[:3, :3]
-        nrm_m = np.linalg.inv(lin).T
+        w = world[ni]
+        lin, nrm_m = w[:3, :3], np.linalg.inv(w[:3, :3]).T
         for pi, prim in enumerate(mesh.primitives):
             if prim.mode not in (None, 4):
-                continue  # points and lines are not drawable surfaces here
+                ignored.append(f"primitive mode {prim.mode} (only triangles are drawn)")
+                continue
             attrs = prim.attributes if isinstance(prim.attributes, dict) else vars(prim.attributes)
             if attrs.get("POSITION") is None:
                 continue
             pos = reader.accessor(attrs["POSITION"]).astype(np.float64)
             n = len(pos)
+            total += n
+            if total > MAX_VERTICES:
+                raise InputError(f"{path} has more than {MAX_VERTICES} vertices")
             idx = (reader.accessor(prim.indices)[:, 0] if prim.indices is not None else np.arange(n)).astype(np.uint32)
-            pos_w = pos @ lin.T + world[:3, 3]
-            if attrs.get("NORMAL") is not None:
-                nrm = reader.accessor(attrs["NORMAL"]) @ nrm_m.T
-                nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-            else:
-                nrm = vertex_normals(pos_w, idx.reshape(-1, 3))
-            gm = gltf.materials[prim.material] if prim.material is not None and gltf.materials else None
-            color = (1.0, 1.0, 1.0, 1.0)
-            rough = 0.6
-            if gm is not None and gm.pbrMetallicRoughness is not None:
-                color = tuple(gm.pbrMetallicRoughness.baseColorFactor or color)
-                rough = gm.pbrMetallicRoughness.roughnessFactor if gm.pbrMetallicRoughness.roughnessFactor \
-                    is not None else 1.0
-            extras = (gm.extras or {}) if gm else {}
-            mat = Material(gm.name if gm and gm.name else f"material{prim.material}", color, float(rough),
-                           float(extras.get("specular", 0.25)), float(extras.get("subsurface", 0.0)),
-                           texture=_texture(gltf, reader, gm, path),
-                           unlit=bool(gm and gm.extensions and "KHR_materials_unlit" in gm.extensions),
-                           double_sided=bool(gm.doubleSided) if gm else True)
+            if idx.size % 3 or (idx.size and int(idx.max()) >= n):
+                raise InputError(f"{path}: mesh {node.mesh} has a broken index list")
+            nrm = (reader.accessor(attrs["NORMAL"]).astype(np.float64) if attrs.get("NORMAL") is not None
+                   else vertex_normals(pos, idx.reshape(-1, 3)).astype(np.float64))
+            targets = []
+            for t in prim.targets or []:
+                ta = t if isinstance(t, dict) else vars(t)
+                dp = reader.accessor(ta["POSITION"]) if ta.get("POSITION") is not None else np.zeros((n, 3))
+                dn = reader.accessor(ta["NORMAL"]) if ta.get("NORMAL") is not None else np.zeros((n, 3))
+                targets.append(np.hstack([dp, dn]).astype(np.float32))
+            if node.skin is not None and attrs.get("JOINTS_0") is not None and attrs.get("WEIGHTS_0") is not None \
+                    and 0 <= node.skin < len(gltf.skins or []):
+                pos_w, nrm_w, joints, weights, targets = skin_vertices(reader, gltf, ni, attrs, pos, nrm, targets,
+                                                                       world, joint_of)
+            else:  # a rigid mesh rides on its node
+                pos_w = pos @ lin.T + w[:3, 3]
+                nrm_w = nrm @ nrm_m.T
+                nrm_w /= np.maximum(np.linalg.norm(nrm_w, axis=1, keepdims=True), 1e-12)
+                joints = np.zeros((n, 4), np.int64)
+                joints[:, 0] = joint_of[ni]
+                weights = np.zeros((n, 4), np.float32)
+                weights[:, 0] = 1.0
+                targets = [np.hstack([t[:, :3] @ lin.T, t[:, 3:] @ nrm_m.T]).astype(np.float32) for t in targets]
             cols = reader.accessor(attrs["COLOR_0"])[:, :3] if attrs.get("COLOR_0") is not None else None
             uvs = reader.accessor(attrs["TEXCOORD_0"]) if attrs.get("TEXCOORD_0") is not None else None
             hw = reader.accessor(attrs["_HEADWEIGHT"])[:, 0] if attrs.get("_HEADWEIGHT") is not None else None
             nw = reader.accessor(attrs["_NECKWEIGHT"])[:, 0] if attrs.get("_NECKWEIGHT") is not None else None
-            part = MeshPart(mesh.name or f"mesh{node.mesh}_{pi}", pos_w, nrm, idx, mat, colors=cols, uvs=uvs,
-                            head_weight=hw, neck_weight=nw)
-            targets = []
-            for t in prim.targets or []:
-                ta = t if isinstance(t, dict) else vars(t)
-                dp = reader.accessor(ta["POSITION"]) @ lin.T if ta.get("POSITION") is not None else np.zeros((n, 3))
-                dn = reader.accessor(ta["NORMAL"]) @ nrm_m.T if ta.get("NORMAL") is not None else np.zeros((n, 3))
-                targets.append(np.hstack([dp, dn]).astype(np.float32))
+            part = MeshPart(mesh.name or f"mesh{node.mesh}_{pi}", pos_w, nrm_w, idx,
+                            _material(gltf, reader, prim, path, mtoon0), colors=cols, uvs=uvs, head_weight=hw,
+                            neck_weight=nw, skin_joints=joints, skin_weights=weights)
             part_of[(node.mesh, pi)] = len(parts)
             raw_targets[len(parts)] = targets
             target_names[len(parts)] = list(names)
@@ -352,21 +283,34 @@ def import_gltf(path: str | Path, name: str | None = None) -> Avatar:
     for part in parts:
         if part.deltas is not None and not np.any(part.deltas):
             part.deltas = None
-    return _finish(parts, gltf, path, name)
+    if ignored:
+        warnings.warn(f"{path.name}: ignored unsupported features: {', '.join(dict.fromkeys(ignored))}",
+                      stacklevel=2)
+    return _finish(parts, gltf, path, name, skel, ignored)
 
 
-def _finish(parts: list[MeshPart], gltf, path: Path, name: str | None) -> Avatar:
+def _finish(parts: list[MeshPart], gltf, path: Path, name: str | None, skel, ignored: list[str]) -> Avatar:
     info = ((gltf.asset.extras or {}) if gltf.asset else {}).get("facestage")
+    present = sorted({ARKIT_NAMES[i] for p in parts if p.deltas is not None
+                      for i in np.flatnonzero(np.abs(p.deltas).max(axis=1) > 0)}, key=ARKIT_NAMES.index)
+    report = {"source": str(path), "arkit_shapes": present,
+              "arkit_missing": [n for n in ARKIT_NAMES if n not in present], "unsupported": list(ignored),
+              "humanoid": dict(skel.humanoid)}
+    if skel.bone("head") is not None or gltf.skins:
+        return _skinned_avatar(parts, path, name, skel, info, report)
+    for p in parts:  # no head bone: fall back to the top-of-model head/neck split below
+        p.skin_joints = p.skin_weights = None
     if info:
         return Avatar(name or info.get("name", path.stem), parts, tuple(info["head_pivot"]), tuple(info["neck_pivot"]),
                       tuple(tuple(c) for c in info["eye_centers"]),
                       {k: tuple(v) for k, v in info["frame_center"].items()}, dict(info["frame_height"]),
-                      meta={**info.get("meta", {}), "source": str(path)})
+                      meta={**info.get("meta", {}), **report})
     lo = np.min([p.positions.min(axis=0) for p in parts], axis=0)
     hi = np.max([p.positions.max(axis=0) for p in parts], axis=0)
     c = (lo + hi) / 2
     height = float(hi[1] - lo[1])
-    if height > 0.6:  # a bust or a full body in metres: the head is the top 0.25 m
+    width = float(max(hi[0] - lo[0], hi[2] - lo[2]))
+    if height > 0.6 and height > 1.2 * width:  # a standing body in metres (taller than wide): head = top 0.25 m
         top = float(hi[1])
         head_c = (float(c[0]), top - 0.12, float(c[2]))
         frame_center = {"head": head_c, "bust": (float(c[0]), top - 0.27, float(c[2]))}
@@ -381,4 +325,4 @@ def _finish(parts: list[MeshPart], gltf, path: Path, name: str | None) -> Avatar
         frame_height = {"head": height * 1.15, "bust": height * 1.6}
         head_pivot = neck_pivot = (float(c[0]), float(lo[1]), float(c[2]))
     return Avatar(name or path.stem, parts, head_pivot, neck_pivot, frame_center=frame_center,
-                  frame_height=frame_height, meta={"source": str(path)})
+                  frame_height=frame_height, meta=report)

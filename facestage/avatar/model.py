@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..tracking.arkit import ARKIT_INDEX, ARKIT_NAMES
+from .skeleton import Skeleton, translation, validate_influences
 
 NUM_SHAPES = len(ARKIT_NAMES)
 _uids = itertools.count(1)
@@ -31,6 +32,10 @@ class Material:
     texture: np.ndarray | None = None  # HxWx3 or HxWx4 uint8, top row first
     unlit: bool = False  # photo textures stay as photographed
     double_sided: bool = False  # open shells (lids, mouth bag, photo mask); closed meshes get back-face culling
+    alpha_mode: str = "OPAQUE"  # glTF: OPAQUE, MASK (cut-out at alpha_cutoff) or BLEND (drawn last, sorted)
+    alpha_cutoff: float = 0.5
+    toon: float = 0.0  # MToon approximation: 0 smooth shading … 1 hard two-tone
+    shade_color: tuple[float, float, float] = (1.0, 1.0, 1.0)  # MToon shade colour (× albedo in shadow)
 
 
 @dataclass
@@ -48,6 +53,10 @@ class MeshPart:
     head_weight: np.ndarray | None = None  # (V,) float32
     neck_weight: np.ndarray | None = None  # (V,) float32
     deltas: np.ndarray | None = None  # (52, V*6) float32: dx dy dz dnx dny dnz per vertex
+    # Linear-blend skinning against ``Avatar.skeleton``: four joint indices and weights per vertex. When
+    # the avatar has no skeleton, head_weight/neck_weight above become a three-joint skin (see ``skinning``).
+    skin_joints: np.ndarray | None = None  # (V,4) int32
+    skin_weights: np.ndarray | None = None  # (V,4) float32
 
     def __post_init__(self) -> None:
         self.positions = np.ascontiguousarray(self.positions, dtype=np.float32)
@@ -68,6 +77,8 @@ class MeshPart:
         self.neck_weight = np.ascontiguousarray(self.neck_weight, dtype=np.float32)
         if self.deltas is not None:
             self.deltas = np.ascontiguousarray(self.deltas, dtype=np.float32).reshape(NUM_SHAPES, n * 6)
+        if (self.skin_joints is None) != (self.skin_weights is None):
+            raise ValueError(f"part {self.name!r}: skin joints and weights come together")
         if self.indices.size and int(self.indices.max()) >= n:
             raise ValueError(f"part {self.name!r}: triangle index out of range")
 
@@ -107,7 +118,36 @@ class Avatar:
         "head": (0.0, 0.0, 0.0), "bust": (0.0, -0.11, 0.0)})
     frame_height: dict[str, float] = field(default_factory=lambda: {"head": 0.34, "bust": 0.54})
     meta: dict = field(default_factory=dict)
+    skeleton: Skeleton | None = None  # None: a three-joint skin is made from the head/neck pivots and weights
     uid: int = field(default_factory=lambda: next(_uids))
+
+    def skinning(self) -> tuple[Skeleton, list[tuple[np.ndarray, np.ndarray]]]:
+        """The skeleton and each part's (V,4) joints/weights: the one skin every renderer path uses."""
+        cached = self.__dict__.get("_skinning")
+        if cached is not None:
+            return cached
+        skel = self.skeleton
+        if skel is None:
+            rest = np.stack([np.eye(4), translation(self.neck_pivot), translation(self.head_pivot)])
+            skel = Skeleton(["body", "neck", "head"], [-1, 0, 1], rest, humanoid={"neck": "neck", "head": "head"})
+        out = []
+        for p in self.parts:
+            if self.skeleton is not None and p.skin_joints is not None:
+                out.append(validate_influences(p.skin_joints, p.skin_weights, p.vertex_count, skel.joint_count))
+                continue
+            if self.skeleton is not None:  # an unskinned part of a skinned avatar rides on its root
+                j = np.zeros((p.vertex_count, 4), np.int32)
+                w = np.zeros((p.vertex_count, 4), np.float32)
+                w[:, 0] = 1.0
+                out.append((j, w))
+                continue
+            hw, nw = p.head_weight, p.neck_weight
+            body = np.clip(1.0 - hw - nw, 0.0, 1.0)
+            j = np.tile(np.array([0, 1, 2, 0], np.int32), (p.vertex_count, 1))
+            w = np.stack([body, nw, hw, np.zeros_like(hw)], axis=1).astype(np.float32)
+            out.append((j, w))
+        self.__dict__["_skinning"] = (skel, out)
+        return skel, out
 
     @property
     def vertex_count(self) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..speech.visemes import VISEME_TO_ARKIT
 from ..tracking.arkit import ARKIT_NAMES
 from .eyes import GAZE_DEG
 
@@ -32,25 +33,9 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
                  "eyeLookOutLeft": 0.3, "eyeLookInRight": 0.3, "mouthPucker": 0.25, "mouthLeft": 0.35,
                  "mouthPressLeft": 0.2},
 }
-# Oculus' 15 visemes (the lip-sync vocabulary of speech engines) as ARKit mouth shapes.
-_LR = ("Left", "Right")
-VISEMES: dict[str, dict[str, float]] = {
-    "sil": {},
-    "PP": {"mouthClose": 0.6, **{f"mouthPress{s}": 0.5 for s in _LR}, "jawOpen": 0.05},
-    "FF": {"mouthRollLower": 0.6, **{f"mouthUpperUp{s}": 0.25 for s in _LR}, "jawOpen": 0.1},
-    "TH": {"tongueOut": 0.4, "jawOpen": 0.15},
-    "DD": {"jawOpen": 0.2, **{f"mouthStretch{s}": 0.2 for s in _LR}},
-    "kk": {"jawOpen": 0.25, **{f"mouthStretch{s}": 0.15 for s in _LR}},
-    "CH": {"mouthFunnel": 0.5, "jawOpen": 0.15, "mouthShrugUpper": 0.2},
-    "SS": {**{f"mouthStretch{s}": 0.35 for s in _LR}, **{f"mouthSmile{s}": 0.15 for s in _LR}, "jawOpen": 0.08},
-    "nn": {"jawOpen": 0.15, "mouthClose": 0.1, **{f"mouthStretch{s}": 0.1 for s in _LR}},
-    "RR": {"mouthFunnel": 0.3, "mouthPucker": 0.3, "jawOpen": 0.12},
-    "aa": {"jawOpen": 0.7, **{f"mouthLowerDown{s}": 0.3 for s in _LR}},
-    "E": {"jawOpen": 0.35, **{f"mouthStretch{s}": 0.4 for s in _LR}, **{f"mouthSmile{s}": 0.2 for s in _LR}},
-    "ih": {"jawOpen": 0.25, **{f"mouthStretch{s}": 0.3 for s in _LR}, **{f"mouthSmile{s}": 0.15 for s in _LR}},
-    "oh": {"jawOpen": 0.45, "mouthFunnel": 0.6},
-    "ou": {"mouthPucker": 0.8, "jawOpen": 0.15, "mouthFunnel": 0.2},
-}
+# Oculus' 15 visemes (the lip-sync vocabulary of speech engines) as ARKit mouth shapes: one table, the one
+# the speech timeline (``speech.visemes``) is tuned with, so talk, the server and the CLI agree.
+VISEMES: dict[str, dict[str, float]] = VISEME_TO_ARKIT
 MOUTH_CHANNELS = frozenset(k for shapes in VISEMES.values() for k in shapes)
 
 
@@ -64,6 +49,10 @@ def viseme_blendshapes(visemes: dict[str, float]) -> dict[str, float]:
         for k, v in shapes.items():
             out[k] = out.get(k, 0.0) + float(w) * v
     return {k: float(np.clip(v, 0.0, 1.0)) for k, v in out.items()}
+
+
+BREATH_CHEST_DEG = 0.8  # upper-chest pitch at the top of a breath
+WEIGHT_SHIFT_DEG = 0.7  # upper-chest roll of a slow weight shift
 
 
 # Head pose that goes with an expression (yaw, pitch, roll) in degrees.
@@ -81,6 +70,7 @@ class AvatarState:
     neck_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
     gaze: tuple[float, float] = (0.0, 0.0)  # degrees: + towards the avatar's left, + up
     t: float = 0.0
+    spine_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)  # upper chest: breathing and weight shifts
 
     @property
     def total_rotation(self) -> tuple[float, float, float]:
@@ -240,16 +230,34 @@ class Rig:
         ypr = tuple(b * self.expression_strength + s for b, s in zip(base, sway, strict=True))
         bs["jawOpen"] = 0.02 * (breath + 1)  # lips part slightly on the in-breath
         head, neck = self._split(ypr)
-        return AvatarState(self._overlay(bs), head, neck, (gh, gv), float(t))
+        # The chest lifts on the in-breath and the weight shifts slowly from foot to foot (a slight lean).
+        spine = (0.0, BREATH_CHEST_DEG * breath, WEIGHT_SHIFT_DEG * math.sin(2 * math.pi * 0.03 * t + self._phase))
+        return AvatarState(self._overlay(bs), head, neck, (gh, gv), float(t), spine)
+
+    def frame(self, t: float, face=None, visemes: dict[str, float] | None = None,
+              mouth: dict[str, float] | None = None) -> AvatarState:
+        """The one puppet pipeline: every driver's frame is blended here and nowhere else.
+
+        ``face`` (a tracked Face) drives pose, gaze and all 52 shapes after calibration and gains; without
+        it the avatar idles (blinks, saccades, breathing, weight shifts). ``visemes`` (co-articulated viseme
+        weights) or ``mouth`` (ARKit mouth weights from a speech timeline) then take over the mouth
+        channels. The named expression is overlaid last, so a smile survives speech.
+        """
+        state = self.from_face(face, t) if face is not None else self.idle(t)
+        if visemes or mouth:
+            shapes = dict(viseme_blendshapes(visemes)) if visemes else {}
+            for k, v in (mouth or {}).items():
+                shapes[k] = max(shapes.get(k, 0.0), float(v))
+            expr = EXPRESSIONS[self.expression]
+            for k in MOUTH_CHANNELS | set(shapes):
+                if k in state.blendshapes:
+                    state.blendshapes[k] = float(np.clip(max(shapes.get(k, 0.0),
+                                                             expr.get(k, 0.0) * self.expression_strength), 0, 1))
+        return state
 
     def speak(self, visemes: dict[str, float], t: float) -> AvatarState:
         """Idle life (blinks, gaze, sway, expression) with the mouth driven by visemes — the talk path."""
-        state = self.idle(t)
-        mouth = viseme_blendshapes(visemes)
-        for k in MOUTH_CHANNELS:
-            state.blendshapes[k] = max(mouth.get(k, 0.0), EXPRESSIONS[self.expression].get(k, 0.0)
-                                       * self.expression_strength)
-        return state
+        return self.frame(t, visemes=visemes)
 
     def expression_state(self, name: str, strength: float = 1.0) -> AvatarState:
         """A still of one named expression (with its head pose)."""

@@ -86,6 +86,10 @@ def _expressions(gltf) -> list[tuple[str, list[tuple[int, int, float]], bool]]:
 def vrm_expression_deltas(gltf, parts, part_of: dict, node_of_mesh: dict, raw_targets: dict) -> list[str]:
     """Fill ARKit shapes of ``parts`` from VRM expressions (only channels still empty). Returns names used."""
     used = []
+    # Shapes some part already has by ARKit name ("perfect sync") are never refilled from presets, in any
+    # part: a preset such as "surprised" mixes several shapes and would smear into parts that lack one.
+    present = {i for p in parts if p.deltas is not None
+               for i in np.flatnonzero(np.abs(p.deltas.reshape(NUM_SHAPES, -1)).max(axis=1) > 0)}
     for name, binds, by_node in _expressions(gltf):
         key = name.lower()
         arkit_direct = _LOWER.get(key)
@@ -110,7 +114,7 @@ def vrm_expression_deltas(gltf, parts, part_of: dict, node_of_mesh: dict, raw_ta
             x = part.positions[:, 0]
             for arkit, side, scale in mapping:
                 ai = ARKIT_INDEX[arkit]
-                if np.any(d[ai]):
+                if ai in present or np.any(d[ai]):
                     continue  # a directly named target wins
                 mask = np.ones_like(x) if not side else (x > 0 if side == "L" else x <= 0).astype(np.float32)
                 d[ai] = delta * mask[:, None] * scale

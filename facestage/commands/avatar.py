@@ -35,9 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("-o", "--output", required=True, help="output .glb")
     c.set_defaults(func=_create)
 
-    e = asub.add_parser("export", help="export an avatar as GLB with its 52 morph targets")
+    e = asub.add_parser("export", help="export an avatar as skinned GLB or VRM 1.0 with its 52 morph targets")
     e.add_argument("name", help="built-in name, photo:NAME or a model file")
-    e.add_argument("-o", "--output", required=True, help="output .glb")
+    e.add_argument("-o", "--output", required=True, help="output .glb, or .vrm for VRM 1.0")
     e.set_defaults(func=_export)
 
     d = asub.add_parser("drive", help="make the avatar perform what the face in a video does")
@@ -174,7 +174,9 @@ def _export(args: argparse.Namespace) -> int:
 
     avatar = load_avatar(args.name)
     out = export_glb(avatar, args.output)
-    print(f"wrote {out} ({avatar.vertex_count} vertices, 52 morph targets, {out.stat().st_size // 1024} KB)")
+    kind = "VRM 1.0" if out.suffix.lower() == ".vrm" else "GLB"
+    print(f"wrote {out} ({kind}: {avatar.vertex_count} vertices, {avatar.skinning()[0].joint_count} joints, "
+          f"52 morph targets, {out.stat().st_size // 1024} KB)")
     return 0
 
 

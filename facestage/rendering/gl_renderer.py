@@ -1,8 +1,11 @@
 """moderngl (EGL) offscreen renderer. Not thread-safe by design: use it through ``RenderThread``.
 
-Per frame: blendshapes are mixed on the CPU (one matrix-vector product over only the vertices that any
-shape moves) and written in place into each part's dynamic vertex buffer; head/neck skinning, three-point
-lighting with soft wrap shading and the texture happen in the shaders.
+Everything per vertex happens in the vertex shader, so a frame uploads only a few hundred bytes:
+- morph targets: each part's blendshape deltas live in a float texture (``_MorphTexture``); the shader sums
+  the *active* shapes (indices and weights in uniforms) for vertices that any shape moves;
+- linear-blend skinning: ≤ 4 joints per vertex blended from a uniform block of skin matrices;
+- shading: three-point lights with wrapped diffuse and a red scatter term for skin, texture alpha modes.
+Anti-aliasing is on for every frame: MSAA when ``msaa > 1``, else an FXAA pass (cheap on llvmpipe).
 """
 
 from __future__ import annotations
@@ -10,162 +13,77 @@ from __future__ import annotations
 import numpy as np
 
 from ..avatar.model import Avatar, MeshPart
+from ..avatar.skeleton import MAX_JOINTS
 from ..errors import ConfigError
 from . import scene
+from .shaders import FRAGMENT_SHADER, FXAA_FS, FXAA_VS, QUAD_FS, QUAD_VS, VERTEX_SHADER
 
-VERTEX_SHADER = """
-#version 330
-uniform mat4 u_viewproj;
-uniform mat4 u_head;
-uniform mat4 u_neck;
-in vec3 in_pos;
-in vec3 in_nrm;
-in vec3 in_col;
-in vec2 in_uv;
-in vec2 in_w;
-out vec3 v_pos;
-out vec3 v_nrm;
-out vec3 v_col;
-out vec2 v_uv;
-void main() {
-    float wb = max(0.0, 1.0 - in_w.x - in_w.y);
-    mat4 m = u_head * in_w.x + u_neck * in_w.y + mat4(1.0) * wb;
-    vec4 wp = m * vec4(in_pos, 1.0);
-    v_pos = wp.xyz;
-    v_nrm = mat3(m) * in_nrm;
-    v_col = in_col;
-    v_uv = in_uv;
-    gl_Position = u_viewproj * wp;
-}
-"""
-
-FRAGMENT_SHADER = """
-#version 330
-uniform vec3 u_eye;
-uniform vec4 u_color;
-uniform float u_rough;
-uniform float u_spec;
-uniform float u_sss;
-uniform int u_unlit;
-uniform sampler2D u_tex;
-uniform vec3 u_key_dir; uniform vec3 u_key_col;
-uniform vec3 u_fill_dir; uniform vec3 u_fill_col;
-uniform vec3 u_rim_dir; uniform vec3 u_rim_col;
-uniform vec3 u_sky; uniform vec3 u_ground;
-in vec3 v_pos;
-in vec3 v_nrm;
-in vec3 v_col;
-in vec2 v_uv;
-out vec4 f_color;
-
-vec3 to_linear(vec3 c) { return pow(c, vec3(2.2)); }
-
-float g_occl = 1.0;  // cavity occlusion: painted-dark regions (mouth interior) get no highlights
-
-vec3 light(vec3 n, vec3 v, vec3 l, vec3 col, vec3 albedo, float shin) {
-    float w = 0.5 * u_sss;
-    float ndl = dot(n, l);
-    float diff = max(0.0, (ndl + w) / (1.0 + w));
-    // Skin scatters red light past the terminator.
-    vec3 scatter = u_sss * vec3(0.25, 0.06, 0.03) * max(0.0, 1.0 - abs(ndl + 0.1) * 3.0);
-    vec3 h = normalize(l + v);
-    float spec = g_occl * u_spec * pow(max(0.0, dot(n, h)), shin) * (shin + 8.0) / 25.0 * step(0.0, ndl);
-    return col * (albedo * diff + albedo * scatter + vec3(spec));
-}
-
-void main() {
-    vec4 tex = texture(u_tex, v_uv);
-    vec3 base = u_color.rgb * v_col * tex.rgb;
-    if (u_unlit == 1) { f_color = vec4(base, 1.0); return; }
-    vec3 albedo = to_linear(base);
-    g_occl = smoothstep(0.06, 0.3, max(v_col.r, max(v_col.g, v_col.b)));
-    vec3 n = normalize(v_nrm);
-    vec3 v = normalize(u_eye - v_pos);
-    if (dot(n, v) < 0.0) n = -n;  // lids and shells are seen from both sides
-    float r = clamp(u_rough, 0.05, 1.0);
-    float shin = 2.0 / (r * r * r * r) - 2.0;
-    vec3 c = albedo * mix(u_ground, u_sky, 0.5 + 0.5 * n.y);
-    c += light(n, v, u_key_dir, u_key_col, albedo, shin);
-    c += light(n, v, u_fill_dir, u_fill_col, albedo, shin);
-    float rim = pow(1.0 - max(dot(n, v), 0.0), 3.0) * max(0.0, dot(n, u_rim_dir) + 0.35);
-    c += u_rim_col * rim * (0.35 + 0.65 * albedo) * g_occl;
-    c = c / (1.0 + 0.15 * c);  // gentle highlight roll-off
-    f_color = vec4(pow(c, vec3(1.0 / 2.2)), 1.0);
-}
-"""
-
-QUAD_VS = """
-#version 330
-in vec2 in_xy;
-out vec2 v_uv;
-void main() { v_uv = vec2(in_xy.x * 0.5 + 0.5, 0.5 - in_xy.y * 0.5); gl_Position = vec4(in_xy, 0.0, 1.0); }
-"""
-QUAD_FS = """
-#version 330
-uniform sampler2D u_tex;
-in vec2 v_uv;
-out vec4 f_color;
-void main() { f_color = vec4(texture(u_tex, v_uv).rgb, 1.0); }
-"""
+NUM_SHAPES = 52
+ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
+ACTIVE_MIN = 0.004  # weights below this move a face by < 0.1 mm: not worth two texel fetches per vertex
+LOOKUP_TEXTURE = 8  # textures thinner than this are lookup strips: no mipmaps
 
 
 class _GpuPart:
-    def __init__(self, ctx, prog, part: MeshPart) -> None:
+    def __init__(self, ctx, prog, part: MeshPart, joints: np.ndarray, weights: np.ndarray) -> None:
         self.part = part
-        self.dyn = ctx.buffer(part.base_interleaved().astype("f4").tobytes(), dynamic=True)
-        static = np.hstack([part.colors, part.uvs, part.head_weight[:, None], part.neck_weight[:, None]])
-        self.static = ctx.buffer(static.astype("f4").tobytes())
-        self.ibo = ctx.buffer(part.indices.astype("u4").tobytes())
-        self.vao = ctx.vertex_array(prog, [(self.dyn, "3f 3f", "in_pos", "in_nrm"),
-                                           (self.static, "3f 2f 2f", "in_col", "in_uv", "in_w")], self.ibo)
-        tex = part.material.texture
-        if tex is not None:
-            t = np.ascontiguousarray(tex[:, :, :3] if tex.shape[2] == 4 else tex)
-            self.texture = ctx.texture((t.shape[1], t.shape[0]), 3, t.tobytes())
-            self.texture.build_mipmaps()
-            self.texture.filter = (ctx.LINEAR_MIPMAP_LINEAR, ctx.LINEAR)
-        else:
-            self.texture = None
-        # Only vertices some shape moves are re-mixed per frame.
+        n = part.vertex_count
+        rows = np.full(n, -1, np.int32)
+        self.morph = None
         if part.deltas is not None:
-            moving = np.abs(part.deltas).reshape(part.deltas.shape[0], -1, 6).max(axis=(0, 2)) > 0
-            self.moving = np.flatnonzero(moving)
-            cols = (self.moving[:, None] * 6 + np.arange(6)).reshape(-1)
-            self.deltas = np.ascontiguousarray(part.deltas[:, cols])
-            self.base_moving = part.base_interleaved().reshape(-1, 6)[self.moving].reshape(-1)
-            self.mixed = np.empty(self.deltas.shape[1], np.float32)  # reused every frame
-            self.contiguous = len(self.moving) == part.vertex_count
-        else:
-            self.moving = np.zeros(0, np.int64)
-            self.deltas = None
-        self.last_w: np.ndarray | None = None
-        self.frame = part.base_interleaved().reshape(-1, 6).copy()
-
-    def update(self, w: np.ndarray) -> None:
-        if self.deltas is None or (self.last_w is not None and np.array_equal(w, self.last_w)):
-            return
-        w = np.asarray(w, np.float32)
-        active = np.flatnonzero(w)
-        if len(active) * 2 > len(w):
-            # A tracked face sets most of the 52 weights: the full product into a reused buffer beats
-            # gathering (copying) the active rows of a multi-MB delta matrix every frame.
-            np.dot(w, self.deltas, out=self.mixed)
-        elif len(active):
-            np.dot(w[active], self.deltas[active], out=self.mixed)
-        else:
-            self.mixed[:] = 0.0
-        self.mixed += self.base_moving
-        if self.contiguous:
-            self.dyn.write(self.mixed)
-        else:
-            self.frame[self.moving] = self.mixed.reshape(-1, 6)
-            self.dyn.write(self.frame)
-        self.last_w = w.copy()
+            d = part.deltas.reshape(part.deltas.shape[0], n, 6)
+            moving = np.flatnonzero(np.abs(d).max(axis=(0, 2)) > 0)
+            if len(moving):
+                rows[moving] = np.arange(len(moving), dtype=np.int32)
+                self.morph = _MorphTexture(ctx, d[:, moving])
+        self.moving = int((rows >= 0).sum())
+        vdt = np.dtype([("p", "f4", 3), ("n", "f4", 3), ("c", "f4", 3), ("uv", "f4", 2), ("j", "i4", 4),
+                        ("w", "f4", 4), ("m", "i4")])
+        v = np.empty(n, vdt)
+        v["p"], v["n"], v["c"], v["uv"] = part.positions, part.normals, part.colors, part.uvs
+        v["j"], v["w"], v["m"] = joints, weights, rows
+        self.vbo = ctx.buffer(v.tobytes())
+        self.ibo = ctx.buffer(part.indices.astype("u4").tobytes())
+        self.vao = ctx.vertex_array(prog, [(self.vbo, "3f 3f 3f 2f 4i 4f 1i", "in_pos", "in_nrm", "in_col", "in_uv",
+                                            "in_joints", "in_weights", "in_morph")], self.ibo)
+        tex = part.material.texture
+        self.texture = None
+        if tex is not None:
+            t = np.ascontiguousarray(tex if tex.ndim == 3 else tex[:, :, None])
+            self.texture = ctx.texture((t.shape[1], t.shape[0]), t.shape[2], t.tobytes())
+            if min(t.shape[:2]) >= LOOKUP_TEXTURE:
+                self.texture.build_mipmaps()
+                self.texture.filter = (ctx.LINEAR_MIPMAP_LINEAR, ctx.LINEAR)
+            else:  # a lookup strip (alpha ramp): a coarse mip would average the ramp to 0.5 and pass the cut
+                self.texture.filter = (ctx.LINEAR, ctx.LINEAR)
+                self.texture.repeat_x = self.texture.repeat_y = False
 
     def release(self) -> None:
-        for obj in (self.vao, self.dyn, self.static, self.ibo, self.texture):
+        for obj in (self.vao, self.vbo, self.ibo, self.texture):
             if obj is not None:
                 obj.release()
+        if self.morph is not None:
+            self.morph.tex.release()
+
+
+class _MorphTexture:
+    """Position and normal deltas of the moving vertices: texel (row % W, band·2S + 2·shape + {0,1})."""
+
+    WIDTH = 4096  # ≤ GL_MAX_TEXTURE_SIZE everywhere; more moving vertices wrap into further bands
+
+    def __init__(self, ctx, deltas: np.ndarray) -> None:
+        shapes, moving, _ = deltas.shape
+        bands = -(-moving // self.WIDTH)
+        width = min(moving, self.WIDTH)
+        img = np.zeros((bands, shapes, 2, width, 3), np.float32)
+        padded = np.zeros((shapes, bands * width, 6), np.float32)
+        padded[:, :moving] = deltas
+        blocks = padded.reshape(shapes, bands, width, 6).transpose(1, 0, 2, 3)
+        img[:, :, 0] = blocks[..., :3]
+        img[:, :, 1] = blocks[..., 3:]
+        self.width, self.shapes = width, shapes
+        self.tex = ctx.texture((width, bands * shapes * 2), 3, img.reshape(-1).tobytes(), dtype="f4")
+        self.tex.filter = (ctx.NEAREST, ctx.NEAREST)
 
 
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
@@ -218,10 +136,15 @@ class GLRenderer:
         self.msaa = int(msaa)
         self.prog = self.ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
         self.quad_prog = self.ctx.program(vertex_shader=QUAD_VS, fragment_shader=QUAD_FS)
+        self.fxaa_prog = self.ctx.program(vertex_shader=FXAA_VS, fragment_shader=FXAA_FS)
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], "f4")
         self.quad_vbo = self.ctx.buffer(quad.tobytes())
         self.quad_vao = self.ctx.vertex_array(self.quad_prog, [(self.quad_vbo, "2f", "in_xy")])
-        self.white = self.ctx.texture((1, 1), 3, bytes([255, 255, 255]))
+        self.fxaa_vao = self.ctx.vertex_array(self.fxaa_prog, [(self.quad_vbo, "2f", "in_xy")])
+        self.white = self.ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
+        self.no_morph = self.ctx.texture((1, 1), 3, np.zeros(3, np.float32).tobytes(), dtype="f4")
+        self.joints_ubo = self.ctx.buffer(reserve=MAX_JOINTS * 64, dynamic=True)
+        self.prog["Joints"].binding = 0
         self._avatars: dict[int, list[_GpuPart]] = {}
         self._order: list[int] = []
         self._max_avatars = max_avatars
@@ -231,7 +154,8 @@ class GLRenderer:
 
     @property
     def info(self) -> dict:
-        return {"renderer": self.ctx.info.get("GL_RENDERER"), "version": self.ctx.version_code}
+        return {"renderer": self.ctx.info.get("GL_RENDERER"), "version": self.ctx.version_code,
+                "antialiasing": f"msaa{self.msaa}" if self.msaa > 1 else "fxaa"}
 
     def _set_lights(self) -> None:
         p = self.prog
@@ -241,6 +165,8 @@ class GLRenderer:
                           ("u_sky", scene.SKY_COLOR), ("u_ground", scene.GROUND_COLOR)):
             p[name].value = tuple(float(v) for v in val)
         p["u_tex"].value = 0
+        p["u_morph"].value = 1
+        self.fxaa_prog["u_tex"].value = 0
 
     def _ensure_fbo(self, w: int, h: int) -> None:
         if self._fbo_size == (w, h):
@@ -249,23 +175,27 @@ class GLRenderer:
         if self._fbo_size is not None:
             for f in self._fbos:
                 f.release()
-        samples = self.msaa if self.msaa > 1 else 0
-        color = ctx.renderbuffer((w, h), 4, samples=samples)
-        depth = ctx.depth_renderbuffer((w, h), samples=samples)
-        self.fbo = ctx.framebuffer([color], depth)
-        self._fbos = [self.fbo]
-        if samples:
+        if self.msaa > 1:
+            color = ctx.renderbuffer((w, h), 4, samples=self.msaa)
+            depth = ctx.depth_renderbuffer((w, h), samples=self.msaa)
+            self.fbo = ctx.framebuffer([color], depth)
             self.resolve = ctx.framebuffer([ctx.renderbuffer((w, h), 4)])
-            self._fbos.append(self.resolve)
-        else:
-            self.resolve = self.fbo
+            self._scene_tex = None
+        else:  # FXAA: the scene goes to a texture, the filter pass to the read-back target
+            self._scene_tex = ctx.texture((w, h), 4)
+            self._scene_tex.filter = (ctx.LINEAR, ctx.LINEAR)
+            self._scene_tex.repeat_x = self._scene_tex.repeat_y = False
+            self.fbo = ctx.framebuffer([self._scene_tex], ctx.depth_renderbuffer((w, h)))
+            self.resolve = ctx.framebuffer([ctx.renderbuffer((w, h), 4)])
+        self._fbos = [self.fbo, self.resolve]
         self._fbo_size = (w, h)
         self._readback = np.empty((h, w, 4), np.uint8)  # reused: no per-frame allocation for the read
 
     def _gpu(self, avatar: Avatar) -> list[_GpuPart]:
         parts = self._avatars.get(avatar.uid)
         if parts is None:
-            parts = [_GpuPart(self.ctx, self.prog, p) for p in avatar.parts]
+            _, skins = avatar.skinning()
+            parts = [_GpuPart(self.ctx, self.prog, p, j, w) for p, (j, w) in zip(avatar.parts, skins, strict=True)]
             self._avatars[avatar.uid] = parts
             self._order.append(avatar.uid)
             while len(self._order) > self._max_avatars:  # keep GPU memory bounded
@@ -279,15 +209,8 @@ class GLRenderer:
         if avatar.uid in self._order:
             self._order.remove(avatar.uid)
 
-    def render(self, avatar: Avatar, weights: np.ndarray, head_rot, neck_rot, width: int, height: int,
-               background=None, framing: str = "head") -> np.ndarray:
+    def _draw_background(self, kind: str, bg, width: int, height: int) -> None:
         ctx = self.ctx
-        self._ensure_fbo(width, height)
-        cam = scene.frame_camera(avatar, framing, width, height)
-        head_m, neck_m = scene.bone_matrices(avatar.head_pivot, avatar.neck_pivot, head_rot, neck_rot)
-        kind, bg = scene.parse_background(background, width, height)
-        self.fbo.use()
-        ctx.viewport = (0, 0, width, height)
         if kind == "color":
             ctx.clear(*bg.tolist(), 1.0)
         else:
@@ -301,34 +224,90 @@ class GLRenderer:
             self._bg_tex.write(bg.tobytes())
             self._bg_tex.use(0)
             self.quad_vao.render(self._mgl.TRIANGLE_STRIP)
-        ctx.enable(self._mgl.DEPTH_TEST)
+
+    def _set_weights(self, weights: np.ndarray) -> None:
+        w = np.asarray(weights, np.float32)
+        active = np.flatnonzero(w > ACTIVE_MIN).astype(np.int32)
+        idx = np.zeros(NUM_SHAPES, np.int32)
+        val = np.zeros(NUM_SHAPES, np.float32)
+        idx[:len(active)] = active
+        val[:len(active)] = w[active]
+        p = self.prog
+        p["u_active"].write(idx.tobytes())
+        p["u_mweight"].write(val.tobytes())
+        self._nactive = len(active)
+
+    def render(self, avatar: Avatar, weights: np.ndarray, head_rot, neck_rot, width: int, height: int,
+               background=None, framing: str = "head", spine_rot=(0.0, 0.0, 0.0),
+               pose: dict | None = None) -> np.ndarray:
+        ctx, mgl = self.ctx, self._mgl
+        self._ensure_fbo(width, height)
+        cam = scene.frame_camera(avatar, framing, width, height)
+        skin = scene.skin_matrices(avatar, weights, head_rot, neck_rot, spine_rot, pose)
+        kind, bg = scene.parse_background(background, width, height)
+        self.fbo.use()
+        ctx.viewport = (0, 0, width, height)
+        self._draw_background(kind, bg, width, height)
+        ctx.enable(mgl.DEPTH_TEST)
         p = self.prog
         p["u_viewproj"].write((cam.proj @ cam.view).T.astype("f4").tobytes())
-        p["u_head"].write(head_m.T.astype("f4").tobytes())
-        p["u_neck"].write(neck_m.T.astype("f4").tobytes())
+        self.joints_ubo.write(np.ascontiguousarray(skin.transpose(0, 2, 1), dtype="f4").tobytes())
+        self.joints_ubo.bind_to_uniform_block(0)
         p["u_eye"].value = tuple(float(v) for v in cam.eye)
+        self._set_weights(weights)
         hidden = set(avatar.meta.get("photo_hide", ())) if framing == "photo" else set()
-        for gp in self._gpu(avatar):
-            if gp.part.name in hidden:
-                continue  # the photo itself shows hair, neck and body
-            m = gp.part.material
-            gp.update(weights)
-            p["u_color"].value = tuple(float(c) for c in m.color)
-            p["u_rough"].value = float(m.roughness)
-            p["u_spec"].value = float(m.specular)
-            p["u_sss"].value = float(m.subsurface)
-            p["u_unlit"].value = 1 if m.unlit else 0
-            (gp.texture or self.white).use(0)
-            # Culling closed meshes spares llvmpipe the set-up of half the triangles.
-            if m.double_sided:
-                ctx.disable(self._mgl.CULL_FACE)
-            else:
-                ctx.enable(self._mgl.CULL_FACE)
-            gp.vao.render()
-        if self.resolve is not self.fbo:
+        parts = [gp for gp in self._gpu(avatar) if gp.part.name not in hidden]
+        # Blended parts (hair cards, lashes) go last, without depth writes, so they never hide what is behind.
+        parts.sort(key=lambda gp: gp.part.material.alpha_mode == "BLEND")
+        for gp in parts:
+            self._draw_part(gp)
+        ctx.depth_mask = True
+        ctx.disable(mgl.BLEND)
+        self.resolve.use()
+        if self._scene_tex is None:
             ctx.copy_framebuffer(self.resolve, self.fbo)
+        else:
+            ctx.disable(mgl.DEPTH_TEST)
+            self._scene_tex.use(0)
+            self.fxaa_prog["u_px"].value = (1.0 / width, 1.0 / height)
+            self.fxaa_vao.render(mgl.TRIANGLE_STRIP)
         self.resolve.read_into(self._readback, components=4, alignment=1)
         return self._readback[::-1].copy()  # GL rows are bottom-up; the caller owns its frame
+
+    def _draw_part(self, gp: _GpuPart) -> None:
+        ctx, mgl, p = self.ctx, self._mgl, self.prog
+        m = gp.part.material
+        p["u_color"].value = tuple(float(c) for c in m.color)
+        p["u_rough"].value = float(m.roughness)
+        p["u_spec"].value = float(m.specular)
+        p["u_sss"].value = float(m.subsurface)
+        p["u_unlit"].value = 1 if m.unlit else 0
+        p["u_alpha_mode"].value = ALPHA_MODES.get(m.alpha_mode, 0)
+        p["u_cutoff"].value = float(m.alpha_cutoff)
+        p["u_toon"].value = float(m.toon)
+        p["u_shade"].value = tuple(float(c) for c in m.shade_color)
+        (gp.texture or self.white).use(0)
+        if gp.morph is not None and self._nactive:
+            gp.morph.tex.use(1)
+            p["u_morph_width"].value = gp.morph.width
+            p["u_morph_shapes"].value = gp.morph.shapes
+            p["u_nactive"].value = self._nactive
+        else:
+            self.no_morph.use(1)
+            p["u_nactive"].value = 0
+        # Culling closed meshes spares llvmpipe the set-up of half the triangles.
+        if m.double_sided or m.alpha_mode == "BLEND":  # a cut-out shell (hair, top) is seen from outside
+            ctx.disable(mgl.CULL_FACE)
+        else:
+            ctx.enable(mgl.CULL_FACE)
+        if m.alpha_mode == "BLEND":
+            ctx.enable(mgl.BLEND)
+            ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA, mgl.ONE, mgl.ONE_MINUS_SRC_ALPHA
+            ctx.depth_mask = False
+        else:
+            ctx.disable(mgl.BLEND)
+            ctx.depth_mask = True
+        gp.vao.render()
 
     def close(self) -> None:
         for uid in list(self._avatars):

@@ -1,7 +1,8 @@
 """pyrender backend: the same avatar scene (geometry, camera, three lights) for comparison with moderngl.
 
-Blendshapes and head/neck skinning run on the CPU here (pyrender has no morph-target or custom skinning
-path), and the vertex buffer of each primitive is overwritten in place with ``glBufferSubData`` instead of
+Blendshapes and linear-blend skinning run on the CPU here (``avatar.skeleton.skin_points``, the same maths
+as the moderngl vertex shader; pyrender has no morph-target or custom skinning path), and the vertex buffer
+of each primitive is overwritten in place with ``glBufferSubData`` instead of
 rebuilding ``Mesh.from_trimesh`` every frame (~10 ms extra on 20k triangles).
 """
 
@@ -14,52 +15,71 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # must precede the first Open
 import numpy as np  # noqa: E402
 
 from ..avatar.model import Avatar, MeshPart  # noqa: E402
+from ..avatar.skeleton import skin_points  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from . import scene  # noqa: E402
 
 
 class _PyrPart:
-    def __init__(self, part: MeshPart) -> None:
+    def __init__(self, part: MeshPart, joints: np.ndarray, weights: np.ndarray) -> None:
         import pyrender
 
         self.part = part
         m = part.material
         tex = None
         if m.texture is not None:
-            tex = pyrender.Texture(source=np.ascontiguousarray(m.texture[:, :, :3]), source_channels="RGB")
+            rgba = m.texture.shape[2] == 4 and m.alpha_mode != "OPAQUE"
+            sampler = None
+            if min(m.texture.shape[:2]) < 8:  # a lookup strip (alpha ramp): no mipmaps, as in gl_renderer
+                from OpenGL.GL import GL_CLAMP_TO_EDGE, GL_LINEAR
+
+                sampler = pyrender.Sampler(magFilter=GL_LINEAR, minFilter=GL_LINEAR, wrapS=GL_CLAMP_TO_EDGE,
+                                           wrapT=GL_CLAMP_TO_EDGE)
+            tex = pyrender.Texture(source=np.ascontiguousarray(m.texture if rgba else m.texture[:, :, :3]),
+                                   source_channels="RGBA" if rgba else "RGB", sampler=sampler)
         # pyrender has no unlit material and its emissive path renders near-black here, so unlit (photo)
         # textures are drawn lit: same picture, photo shading plus scene lighting.
-        mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=list(m.color), baseColorTexture=tex,
+        color = list(m.color) if m.alpha_mode == "BLEND" else [*m.color[:3], 1.0]
+        mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=color, baseColorTexture=tex,
                                                  metallicFactor=0.0, roughnessFactor=float(m.roughness),
-                                                 doubleSided=True)
+                                                 doubleSided=True, alphaMode=m.alpha_mode,
+                                                 alphaCutoff=float(m.alpha_cutoff))
         # pyrender's uv origin is the bottom row; ours is the top row.
         uv = np.column_stack([part.uvs[:, 0], 1.0 - part.uvs[:, 1]]).astype(np.float32)
         colors = np.hstack([part.colors, np.ones((part.vertex_count, 1), np.float32)])
         self.prim = pyrender.Primitive(positions=part.positions.copy(), normals=part.normals.copy(),
-                                       texcoord_0=uv, color_0=colors, indices=part.indices.astype(np.int64),
+                                       texcoord_0=uv, color_0=colors, indices=_visible_triangles(part).astype(np.int64),
                                        material=mat)
         self.mesh = pyrender.Mesh([self.prim])
         self.interleaved = np.hstack([part.positions, part.normals, uv, colors]).astype(np.float32)
-        self.hw = part.head_weight[:, None]
-        self.nw = part.neck_weight[:, None]
+        self.joints, self.weights = joints, weights
 
-    def update(self, weights: np.ndarray, head_m: np.ndarray, neck_m: np.ndarray) -> None:
+    def update(self, weights: np.ndarray, skin: np.ndarray) -> None:
         from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
         pn = self.part.deformed(weights)
-        p, n = pn[:, :3].astype(np.float64), pn[:, 3:].astype(np.float64)
-        wb = np.clip(1.0 - self.hw - self.nw, 0.0, 1.0)
-        ph = p @ head_m[:3, :3].T + head_m[:3, 3]
-        pk = p @ neck_m[:3, :3].T + neck_m[:3, 3]
-        self.interleaved[:, :3] = self.hw * ph + self.nw * pk + wb * p
-        nn = self.hw * (n @ head_m[:3, :3].T) + self.nw * (n @ neck_m[:3, :3].T) + wb * n
-        self.interleaved[:, 3:6] = nn / np.maximum(np.linalg.norm(nn, axis=1, keepdims=True), 1e-9)
+        p, n = skin_points(skin, self.joints, self.weights, pn[:, :3].astype(np.float64),
+                           pn[:, 3:].astype(np.float64))
+        self.interleaved[:, :3] = p
+        self.interleaved[:, 3:6] = n
         if self.prim._buffers:  # bound to the context: overwrite its VBO in place
             glBindBuffer(GL_ARRAY_BUFFER, self.prim._buffers[0])
             glBufferSubData(GL_ARRAY_BUFFER, 0, self.interleaved.nbytes, self.interleaved)
         else:
             self.prim.positions = self.interleaved[:, :3].copy()
             self.prim.normals = self.interleaved[:, 3:6].copy()
+
+
+def _visible_triangles(part: MeshPart) -> np.ndarray:
+    """Triangles to draw. pyrender has no alpha-MASK cut-out, so for a MASK part cut by a lookup strip
+    (clothing and hair edges) the triangles that are transparent at every corner are dropped instead."""
+    m = part.material
+    if m.alpha_mode != "MASK" or m.texture is None or m.texture.shape[0] >= 8 or m.texture.shape[2] < 4:
+        return part.indices
+    strip = m.texture[0, :, 3].astype(float) / 255.0
+    u = np.clip(part.uvs[:, 0], 0, 1) * (len(strip) - 1)
+    alpha = np.interp(u, np.arange(len(strip)), strip)
+    return part.indices[(alpha[part.indices] >= m.alpha_cutoff).any(axis=1)]
 
 
 class PyrenderRenderer:
@@ -88,7 +108,8 @@ class PyrenderRenderer:
         if cached is not None:
             return cached
         sc = pr.Scene(ambient_light=0.5 * (scene.SKY_COLOR + scene.GROUND_COLOR), bg_color=[0, 0, 0, 0])
-        parts = [_PyrPart(p) for p in avatar.parts]
+        _, skins = avatar.skinning()
+        parts = [_PyrPart(p, j, w) for p, (j, w) in zip(avatar.parts, skins, strict=True)]
         nodes = {p.part.name: sc.add(p.mesh) for p in parts}
         for d, c in ((scene.KEY_DIR, scene.KEY_COLOR), (scene.FILL_DIR, scene.FILL_COLOR),
                      (scene.RIM_DIR, scene.RIM_COLOR)):
@@ -103,7 +124,8 @@ class PyrenderRenderer:
         self._scenes.pop(avatar.uid, None)
 
     def render(self, avatar: Avatar, weights: np.ndarray, head_rot, neck_rot, width: int, height: int,
-               background=None, framing: str = "head") -> np.ndarray:
+               background=None, framing: str = "head", spine_rot=(0.0, 0.0, 0.0),
+               pose: dict | None = None) -> np.ndarray:
         pr = self._pyrender
         if self._renderer is None or self._size != (width, height):
             if self._renderer is not None:
@@ -118,30 +140,31 @@ class PyrenderRenderer:
             if cam.ortho is not None:
                 left, right, bottom, top = cam.ortho
                 pc = pr.OrthographicCamera(xmag=(right - left) / 2, ymag=(top - bottom) / 2, znear=0.5, zfar=4.0)
-                pose = np.eye(4)
-                pose[:3, 3] = ((left + right) / 2, (bottom + top) / 2, cam.eye[2])
+                cam_pose = np.eye(4)
+                cam_pose[:3, 3] = ((left + right) / 2, (bottom + top) / 2, cam.eye[2])
             else:
                 pc = pr.PerspectiveCamera(yfov=cam.yfov, aspectRatio=width / height,
                                           znear=float(cam.eye[2]) * 0.1, zfar=float(cam.eye[2]) * 4)
-                pose = np.linalg.inv(cam.view)
-            cams[key] = (pc, pose)
+                cam_pose = np.linalg.inv(cam.view)
+            cams[key] = (pc, cam_pose)
         for n in list(sc.camera_nodes):
             sc.remove_node(n)
-        pc, pose = cams[key]
-        sc.add(pc, pose=pose)
+        pc, cam_pose = cams[key]
+        sc.add(pc, pose=cam_pose)
         hidden = set(avatar.meta.get("photo_hide", ())) if framing == "photo" else set()
         for name, node in nodes.items():
             node.mesh.is_visible = name not in hidden
-        head_m, neck_m = scene.bone_matrices(avatar.head_pivot, avatar.neck_pivot, head_rot, neck_rot)
+        skin = scene.skin_matrices(avatar, weights, head_rot, neck_rot, spine_rot, pose)
         for p in parts:
-            p.update(weights, head_m, neck_m)
+            p.update(weights, skin)
         kind, bg = scene.parse_background(background, width, height)
         sc.bg_color = [*bg.tolist(), 1.0] if kind == "color" else [0.0, 0.0, 0.0, 0.0]
         color, _ = self._renderer.render(sc, flags=pr.RenderFlags.RGBA | pr.RenderFlags.SKIP_CULL_FACES)
         rgba = np.ascontiguousarray(color)
-        if kind == "image":
+        if kind in ("image", "color"):  # pyrender writes fragment alpha (cut-out edges, lashes): composite
             a = rgba[:, :, 3:4].astype(np.float32) / 255.0
-            rgba[:, :, :3] = (rgba[:, :, :3] * a + bg * (1 - a)).astype(np.uint8)
+            under = bg if kind == "image" else (np.asarray(bg) * 255.0)
+            rgba[:, :, :3] = (rgba[:, :, :3] * a + under * (1 - a)).astype(np.uint8)
             rgba[:, :, 3] = 255
         return rgba
 

@@ -133,3 +133,69 @@ def project(avatar, point, width: int, height: int, framing: str = "head") -> tu
     clip = cam.proj @ cam.view @ np.append(np.asarray(point, float), 1.0)
     ndc = clip[:3] / clip[3]
     return float((ndc[0] + 1) / 2 * width), float((1 - ndc[1]) / 2 * height)
+
+
+GAZE_DEG = 24.0  # full eyeLook weight = this many degrees of eye rotation (as ``avatar/eyes.py`` paints it)
+JAW_DEG = 22.0  # jawOpen 1 opens a jaw bone this far (models without a jawOpen morph)
+
+
+def gaze_from_weights(w: np.ndarray) -> tuple[float, float]:
+    """(horizontal, vertical) degrees from the eight eyeLook weights of a (52,) vector."""
+    from ..tracking.arkit import ARKIT_INDEX as ix
+
+    h = 0.5 * (w[ix["eyeLookOutLeft"]] + w[ix["eyeLookInRight"]] - w[ix["eyeLookInLeft"]] - w[ix["eyeLookOutRight"]])
+    v = 0.5 * (w[ix["eyeLookUpLeft"]] + w[ix["eyeLookUpRight"]] - w[ix["eyeLookDownLeft"]]
+               - w[ix["eyeLookDownRight"]])
+    return float(h * GAZE_DEG), float(v * GAZE_DEG)
+
+
+def joint_rotations(avatar, weights: np.ndarray, head_rot, neck_rot, spine_rot=(0.0, 0.0, 0.0),
+                    pose: dict | None = None) -> dict[int, np.ndarray]:
+    """World-aligned rotations per joint index for one frame: neck, head, upper spine, eyes, jaw.
+
+    Eyes turn by bone only where the avatar says its eyeballs are bone-driven (``meta["eye_bones"]``),
+    the jaw only where it has no jawOpen morph (``meta["jaw_bone"]``): never both for one motion.
+    """
+    from ..tracking.arkit import ARKIT_INDEX
+
+    skel, _ = avatar.skinning()
+    rots: dict[int, np.ndarray] = {}
+
+    def put(bone: str, r: np.ndarray) -> None:
+        i = skel.bone(bone)
+        if i is not None:
+            rots[i] = r if i not in rots else rots[i] @ r
+
+    put("neck", rotation_matrix(*neck_rot))
+    put("head", rotation_matrix(*head_rot))
+    if any(spine_rot):
+        spine = next((b for b in ("upperChest", "chest", "spine") if skel.bone(b) is not None), None)
+        if spine is not None:
+            put(spine, rotation_matrix(*spine_rot))
+    if avatar.meta.get("eye_bones"):
+        h, v = gaze_from_weights(weights)
+        if h or v:
+            put("leftEye", rotation_matrix(h, v, 0.0))
+            put("rightEye", rotation_matrix(h, v, 0.0))
+    if avatar.meta.get("jaw_bone"):
+        jaw = float(weights[ARKIT_INDEX["jawOpen"]])
+        if jaw > 0:
+            put("jaw", rotation_matrix(0.0, -JAW_DEG * jaw, 0.0))
+    for key, angles in (pose or {}).items():  # explicit joints: index, joint name or humanoid bone name
+        if isinstance(key, int | np.integer):
+            i = int(key)
+        elif key in skel.names:
+            i = skel.index(key)
+        else:
+            i = skel.bone(key)
+        if i is None or not 0 <= i < skel.joint_count:
+            raise ConfigError(f"avatar {avatar.name!r} has no joint {key!r}")
+        r = rotation_matrix(*angles)
+        rots[i] = r if i not in rots else rots[i] @ r
+    return rots
+
+
+def skin_matrices(avatar, weights: np.ndarray, head_rot, neck_rot, spine_rot=(0.0, 0.0, 0.0),
+                  pose: dict | None = None) -> np.ndarray:
+    skel, _ = avatar.skinning()
+    return skel.skin_matrices(joint_rotations(avatar, weights, head_rot, neck_rot, spine_rot, pose))

@@ -21,6 +21,7 @@ from ..avatar.model import Avatar, weights_vector
 from ..errors import ConfigError, InputError
 
 BACKENDS = ("moderngl", "pyrender")
+LODS = ("full", "realtime")
 NECK_SHARE = 0.3  # share of a bare (yaw, pitch, roll) that the neck takes; the head does the rest
 
 
@@ -46,17 +47,15 @@ class RenderThread:
     """Renders avatars to RGBA uint8 arrays on a dedicated thread.
 
     ``backend``: "moderngl" (default, EGL; ``device_index`` picks the GPU when there are several) or
-    "pyrender" (same scene, for comparison). ``msaa``: samples for anti-aliasing (0/1 = off, the default:
-    on llvmpipe 4x MSAA roughly triples the frame time; the CLI's still renders turn it on).
+    "pyrender" (same scene, for comparison). ``msaa``: MSAA samples; 0/1 (the default) anti-alias with an
+    FXAA pass instead, which costs far less than 4x MSAA on llvmpipe. Every path is anti-aliased.
     ``device_index`` defaults to ``$FACESTAGE_EGL_DEVICE``, else the first non-software EGL device, else 0.
-    ``lod``: "realtime" (default: built-ins are drawn from their decimated copy, see ``avatar/lod.py``)
-    or "full" (the high-quality mesh, for stills).
+    ``lod``: "realtime" (default) or "full"; kept for callers: the body-model built-ins (~14 k triangles)
+    are drawn at full detail on both, so the two are the same picture today.
     """
 
     def __init__(self, size: int = 512, backend: str = "moderngl", device_index: int | None = None,
                  msaa: int = 0, lod: str = "realtime") -> None:
-        from ..avatar.lod import LODS
-
         if lod not in LODS:
             raise ConfigError(f"unknown level of detail {lod!r}; choose one of {', '.join(LODS)}")
         self.lod = lod
@@ -127,12 +126,10 @@ class RenderThread:
 
     # -- public API -------------------------------------------------------------------------------
     def _render_job(self, avatar: Avatar, state_or_blendshapes: Any, yaw: float, pitch: float, roll: float,
-                    size: int | tuple[int, int] | None, background: Any, framing: str) -> Callable:
+                    size: int | tuple[int, int] | None, background: Any, framing: str,
+                    pose: dict | None = None) -> Callable:
         if not isinstance(avatar, Avatar):
             raise InputError(f"expected an Avatar, got {type(avatar).__name__}")
-        from ..avatar.lod import with_lod
-
-        avatar = with_lod(avatar, self.lod)
         w, head, neck = resolve_pose(state_or_blendshapes, yaw, pitch, roll)
         if size is None:
             width = height = self.size
@@ -142,19 +139,23 @@ class RenderThread:
             width = height = int(size)
         if not (8 <= width <= 8192 and 8 <= height <= 8192):
             raise ConfigError(f"render size must be 8..8192 pixels, got {width}x{height}")
-        return lambda r: r.render(avatar, w, head, neck, width, height, background=background, framing=framing)
+        spine = tuple(float(v) for v in getattr(state_or_blendshapes, "spine_rotation", (0.0, 0.0, 0.0)))
+        return lambda r: r.render(avatar, w, head, neck, width, height, background=background, framing=framing,
+                                  spine_rot=spine, pose=pose)
 
     def render(self, avatar: Avatar, state_or_blendshapes: Any = None, yaw: float = 0.0, pitch: float = 0.0,
                roll: float = 0.0, size: int | tuple[int, int] | None = None, background: Any = None,
-               framing: str = "head", timeout: float | None = 60.0) -> np.ndarray:
-        """HxWx4 RGBA uint8, top row first; alpha 0 where there is no avatar and no background."""
-        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing)
+               framing: str = "head", timeout: float | None = 60.0, pose: dict | None = None) -> np.ndarray:
+        """HxWx4 RGBA uint8, top row first; alpha 0 where there is no avatar and no background.
+
+        ``pose``: extra joint rotations {joint index, joint name or humanoid bone: (yaw, pitch, roll)}."""
+        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing, pose)
         return self.submit(job).result(timeout=timeout)
 
     async def render_async(self, avatar: Avatar, state_or_blendshapes: Any = None, yaw: float = 0.0,
                            pitch: float = 0.0, roll: float = 0.0, size: int | tuple[int, int] | None = None,
-                           background: Any = None, framing: str = "head") -> np.ndarray:
-        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing)
+                           background: Any = None, framing: str = "head", pose: dict | None = None) -> np.ndarray:
+        job = self._render_job(avatar, state_or_blendshapes, yaw, pitch, roll, size, background, framing, pose)
         return await asyncio.wrap_future(self.submit(job))
 
     def info(self) -> dict:

@@ -72,7 +72,41 @@ def main(argv: list[str] | None = None) -> int:
         pair = np.hstack([_label(_crop(img, ff[0].bbox), "before"), _label(_crop(after, ff[0].bbox), caption)])
         size = write_jpeg(out_dir / name, pair)
         print(f"{out_dir / name}: {size // 1024} KB")
+    size = write_jpeg(out_dir / "avatars.jpg", avatar_sheet())
+    print(f"{out_dir / 'avatars.jpg'}: {size // 1024} KB")
     return 0
+
+
+AVATAR_TILE = 192
+AVATAR_SHOTS = [(None, 0, "front"), (None, 30, "30 deg"), (None, -45, "-45 deg"), ("happy", 0, "happy"),
+                ("surprised", 15, "surprised"), ("thinking", -10, "thinking")]
+
+
+def avatar_sheet() -> np.ndarray:
+    """Every built-in at three angles and three expressions (bust, anti-aliased), and the astronaut photo
+    avatar at 0/30/45 degrees: one row per avatar, RGB→BGR for the JPEG writer."""
+    from ..avatar import load_avatar
+    from ..avatar.builtin import BUILTIN_SPECS
+    from ..avatar.rig import Rig
+    from ..rendering import RenderThread
+
+    rows = []
+    with RenderThread(size=AVATAR_TILE, msaa=4) as rt:
+        for name in [*BUILTIN_SPECS, "photo:astronaut"]:
+            av = load_avatar(name)
+            rig = Rig(av)
+            shots = AVATAR_SHOTS if not name.startswith("photo:") else [(None, 0, "front"), (None, 30, "30 deg"),
+                                                                          (None, 45, "45 deg")]
+            tiles = []
+            for expr, yaw, caption in shots:
+                state = rig.expression_state(expr) if expr else None
+                rgba = rt.render(av, state, yaw=yaw, framing="bust", background=(0.16, 0.17, 0.22))
+                label = f"{name.removeprefix('photo:')} {caption}"
+                tiles.append(_label(np.ascontiguousarray(rgba[:, :, 2::-1]), label))
+            while len(tiles) < len(AVATAR_SHOTS):
+                tiles.append(np.zeros_like(tiles[0]))
+            rows.append(np.hstack(tiles))
+    return np.vstack(rows)
 
 
 if __name__ == "__main__":

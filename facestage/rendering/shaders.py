@@ -1,0 +1,167 @@
+"""GLSL for the moderngl renderer: skinned + morphed avatar, background quad, FXAA."""
+
+from __future__ import annotations
+
+from ..avatar.skeleton import MAX_JOINTS
+
+VERTEX_SHADER = """
+#version 330
+layout(std140) uniform Joints { mat4 u_joints[MAX_JOINTS]; };
+uniform mat4 u_viewproj;
+uniform sampler2D u_morph;   // deltas of the moving vertices, see _MorphTexture
+uniform int u_morph_width;
+uniform int u_morph_shapes;
+uniform int u_nactive;       // shapes with a non-zero weight this frame
+uniform int u_active[52];
+uniform float u_mweight[52];
+in vec3 in_pos;
+in vec3 in_nrm;
+in vec3 in_col;
+in vec2 in_uv;
+in ivec4 in_joints;
+in vec4 in_weights;
+in int in_morph;             // row in the morph texture, -1 for vertices no shape moves
+out vec3 v_pos;
+out vec3 v_nrm;
+out vec3 v_col;
+out vec2 v_uv;
+void main() {
+    vec3 p = in_pos;
+    vec3 n = in_nrm;
+    if (in_morph >= 0) {
+        int x = in_morph % u_morph_width;
+        int band = (in_morph / u_morph_width) * u_morph_shapes * 2;
+        for (int i = 0; i < u_nactive; i++) {
+            int s = band + 2 * u_active[i];
+            p += u_mweight[i] * texelFetch(u_morph, ivec2(x, s), 0).xyz;
+            n += u_mweight[i] * texelFetch(u_morph, ivec2(x, s + 1), 0).xyz;
+        }
+    }
+    float rest = max(0.0, 1.0 - dot(in_weights, vec4(1.0)));
+    mat4 m = u_joints[in_joints.x] * in_weights.x + u_joints[in_joints.y] * in_weights.y
+           + u_joints[in_joints.z] * in_weights.z + u_joints[in_joints.w] * in_weights.w + mat4(1.0) * rest;
+    vec4 wp = m * vec4(p, 1.0);
+    v_pos = wp.xyz;
+    v_nrm = mat3(m) * n;
+    v_col = in_col;
+    v_uv = in_uv;
+    gl_Position = u_viewproj * wp;
+}
+""".replace("MAX_JOINTS", str(MAX_JOINTS))
+
+FRAGMENT_SHADER = """
+#version 330
+uniform vec3 u_eye;
+uniform vec4 u_color;
+uniform float u_rough;
+uniform float u_spec;
+uniform float u_sss;
+uniform int u_unlit;
+uniform int u_alpha_mode;    // 0 opaque, 1 mask, 2 blend
+uniform float u_cutoff;
+uniform float u_toon;        // MToon approximation: 0 smooth, 1 hard two-tone
+uniform vec3 u_shade;        // MToon shade colour (multiplies albedo in the shadowed band)
+uniform sampler2D u_tex;
+uniform vec3 u_key_dir; uniform vec3 u_key_col;
+uniform vec3 u_fill_dir; uniform vec3 u_fill_col;
+uniform vec3 u_rim_dir; uniform vec3 u_rim_col;
+uniform vec3 u_sky; uniform vec3 u_ground;
+in vec3 v_pos;
+in vec3 v_nrm;
+in vec3 v_col;
+in vec2 v_uv;
+out vec4 f_color;
+
+// Gamma 2.0 (square / square root) instead of 2.2: two pow() per fragment cost llvmpipe ~1 ms at 512².
+vec3 to_linear(vec3 c) { return c * c; }
+
+float g_occl = 1.0;  // cavity occlusion: painted-dark regions (mouth interior) get no highlights
+
+vec3 light(vec3 n, vec3 v, vec3 l, vec3 col, vec3 albedo, float shin) {
+    float w = 0.5 * u_sss;
+    float ndl = dot(n, l);
+    float diff = max(0.0, (ndl + w) / (1.0 + w));
+    if (u_toon > 0.0) {
+        float band = smoothstep(0.0, 0.1 + 0.4 * (1.0 - u_toon), ndl);
+        return col * mix(albedo * u_shade, albedo, band);
+    }
+    // Skin scatters red light past the terminator.
+    vec3 scatter = u_sss * vec3(0.25, 0.06, 0.03) * max(0.0, 1.0 - abs(ndl + 0.1) * 3.0);
+    vec3 h = normalize(l + v);
+    float spec = g_occl * u_spec * pow(max(0.0, dot(n, h)), shin) * (shin + 8.0) / 25.0 * step(0.0, ndl);
+    return col * (albedo * diff + albedo * scatter + vec3(spec));
+}
+
+void main() {
+    vec4 tex = texture(u_tex, v_uv);
+    float alpha = u_color.a * tex.a;
+    if (u_alpha_mode == 1 && alpha < u_cutoff) discard;
+    if (u_alpha_mode != 2) alpha = 1.0;  // opaque and cut-out surfaces cover the pixel fully
+    vec3 base = u_color.rgb * v_col * tex.rgb;
+    if (u_unlit == 1) { f_color = vec4(base, alpha); return; }
+    vec3 albedo = to_linear(base);
+    g_occl = smoothstep(0.06, 0.3, max(v_col.r, max(v_col.g, v_col.b)));
+    vec3 n = normalize(v_nrm);
+    vec3 v = normalize(u_eye - v_pos);
+    if (dot(n, v) < 0.0) n = -n;  // lids and shells are seen from both sides
+    float r = clamp(u_rough, 0.05, 1.0);
+    float shin = 2.0 / (r * r * r * r) - 2.0;
+    vec3 c = albedo * mix(u_ground, u_sky, 0.5 + 0.5 * n.y);
+    c += light(n, v, u_key_dir, u_key_col, albedo, shin);
+    c += light(n, v, u_fill_dir, u_fill_col, albedo, shin);
+    float rim = pow(1.0 - max(dot(n, v), 0.0), 3.0) * max(0.0, dot(n, u_rim_dir) + 0.35);
+    c += u_rim_col * rim * (0.35 + 0.65 * albedo) * g_occl;
+    c = c / (1.0 + 0.15 * c);  // gentle highlight roll-off
+    f_color = vec4(sqrt(c), alpha);
+}
+"""
+
+QUAD_VS = """
+#version 330
+in vec2 in_xy;
+out vec2 v_uv;
+void main() { v_uv = vec2(in_xy.x * 0.5 + 0.5, 0.5 - in_xy.y * 0.5); gl_Position = vec4(in_xy, 0.0, 1.0); }
+"""
+QUAD_FS = """
+#version 330
+uniform sampler2D u_tex;
+in vec2 v_uv;
+out vec4 f_color;
+void main() { f_color = vec4(texture(u_tex, v_uv).rgb, 1.0); }
+"""
+
+# FXAA (Lottes' classic low-quality variant): five taps find the edge direction, two or four taps along
+# it blend the step. Alpha is filtered with colour so silhouettes over a transparent background are soft.
+FXAA_VS = """
+#version 330
+in vec2 in_xy;
+out vec2 v_uv;
+void main() { v_uv = in_xy * 0.5 + 0.5; gl_Position = vec4(in_xy, 0.0, 1.0); }
+"""
+FXAA_FS = """
+#version 330
+uniform sampler2D u_tex;
+uniform vec2 u_px;
+in vec2 v_uv;
+out vec4 f_color;
+float luma(vec4 c) { return dot(c.rgb, vec3(0.299, 0.587, 0.114)) + 0.5 * c.a; }
+void main() {
+    vec4 cm = texture(u_tex, v_uv);
+    float nw = luma(texture(u_tex, v_uv + vec2(-1.0, -1.0) * u_px));
+    float ne = luma(texture(u_tex, v_uv + vec2(1.0, -1.0) * u_px));
+    float sw = luma(texture(u_tex, v_uv + vec2(-1.0, 1.0) * u_px));
+    float se = luma(texture(u_tex, v_uv + vec2(1.0, 1.0) * u_px));
+    float m = luma(cm);
+    float lo = min(m, min(min(nw, ne), min(sw, se)));
+    float hi = max(m, max(max(nw, ne), max(sw, se)));
+    if (hi - lo < 0.04) { f_color = cm; return; }
+    vec2 dir = vec2(-((nw + ne) - (sw + se)), (nw + sw) - (ne + se));
+    float reduce = max((nw + ne + sw + se) * 0.03125, 1.0 / 128.0);
+    float rcp = 1.0 / (min(abs(dir.x), abs(dir.y)) + reduce);
+    dir = clamp(dir * rcp, vec2(-8.0), vec2(8.0)) * u_px;
+    vec4 a = 0.5 * (texture(u_tex, v_uv + dir * (1.0 / 3.0 - 0.5)) + texture(u_tex, v_uv + dir * (2.0 / 3.0 - 0.5)));
+    vec4 b = a * 0.5 + 0.25 * (texture(u_tex, v_uv - dir * 0.5) + texture(u_tex, v_uv + dir * 0.5));
+    float lb = luma(b);
+    f_color = (lb < lo || lb > hi) ? a : b;
+}
+"""
