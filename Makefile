@@ -34,10 +34,12 @@ $(RUN_STAMP): requirements/run.txt pyproject.toml scripts/install-system.sh
 # llama-cpp-python compiles from source. GGML_NATIVE=OFF builds for AVX2/FMA instead of -march=native: on
 # CPUs that advertise AMX inside a VM that does not enable it, the native build segfaults in its AMX matmul
 # on the first token (seen here with 0.3.36: the server answers 200 and an empty stream).
-$(TEST_STAMP): $(RUN_STAMP) requirements/test.txt
+$(TEST_STAMP): $(RUN_STAMP) requirements/test.txt package-lock.json
 	bash scripts/install-system.sh test
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q --no-deps -r requirements/test.txt
 	$(PIP) check
+	# JS test tools (the Khronos glTF validator) from the committed npm lock
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 run: install

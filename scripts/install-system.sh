@@ -3,13 +3,14 @@
 #   run:  Mesa EGL/GL for offscreen rendering (llvmpipe without a GPU), ffmpeg (keeps audio when effects
 #         process a video), Noto CJK (Mandarin captions in rendered talk videos).
 #   test: Chromium + driver (the browser tests), g++/cmake (llama-cpp-python compiles from source for the
-#         local OpenAI-compatible chat server the dialogue tests use), Node.js + npm (`npm ci` of the JS lock).
+#         local OpenAI-compatible chat server the dialogue tests use), assimp-testmodels (Khronos glTF sample
+#         models with skins and morphs for the import tests). Node.js + npm come with the machine image.
 # Usage: install-system.sh run|test   (test includes run)
 set -euo pipefail
 GROUP="${1:-run}"
 PKGS=(libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libopengl0 libgles2 ffmpeg fonts-noto-cjk)
 if [ "$GROUP" = "test" ]; then
-  PKGS+=(chromium chromium-driver g++ cmake)
+  PKGS+=(chromium chromium-driver g++ cmake assimp-testmodels)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
