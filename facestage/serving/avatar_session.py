@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from .base import Session
+from .channels import check_channel
+from .media import decode_jpeg, encode_rgba, parse_color
 from .protocol import Frame, Kind, ProtocolError, pack_frame
-from .sessions import Session, check_channel, decode_jpeg, encode_rgba, parse_color
 from .vmc import VMCSender
 
 AVATAR_OPTIONS = {"channel", "avatar", "size", "alpha", "background", "pixels", "weights", "vmc", "expression",
@@ -172,7 +174,7 @@ class AvatarSession(Session):
             packed = pack_frame(kind, seq, timestamp, data, 1 if kind == Kind.WEBP else 0)
             if await self.out.media(packed):
                 self.state.frames_out += 1
-            await self.engine.channels.publish(o.get("channel"), packed)
+            await self.engine.channels.publish(self.channel(o.get("channel")), packed)
         else:
             self.state.frames_out += 1
 

@@ -58,9 +58,12 @@ class Engine:
         self._employees: dict[str, Any] = {}
         self._trackers: dict[int, list[Any]] = {}
         self._closed = False
-        from .sessions import Channels
+        from .channels import Channels
 
         self.channels = Channels()
+        from ..dialogue.outbound import OutboundPolicy
+
+        self.outbound = OutboundPolicy()  # the App installs the operator's policy
 
     # --------------------------------------------------------------------------------------- lazy parts
     @property
@@ -114,13 +117,17 @@ class Engine:
     def employee(self, brand: str):
         """The brand's Employee, rebuilt when its profile changed (retrieval indexes the FAQ)."""
         from ..dialogue import Employee
+        from ..dialogue.llm import OpenAIChatBackend
 
         profile = self.store.get(brand)
         with self._lock:
             cached = self._employees.get(brand)
             if cached is not None and cached.profile.to_dict() == profile.to_dict():
                 return cached
-        emp = Employee(profile)
+        # The backend is built here so it carries the operator's outbound policy (checked and pinned on
+        # every connection), never the permissive library default.
+        backend = OpenAIChatBackend.from_settings(profile.llm, self.outbound) if profile.llm else None
+        emp = Employee(profile, backend=backend)
         with self._lock:
             old = self._employees.get(brand)
             if old is not None:  # keep conversation memory across profile edits
@@ -185,6 +192,16 @@ class Engine:
             (folder / name).unlink(missing_ok=True)
             raise InputError(f"cannot make an avatar from {filename}: {exc}") from exc
         return avatar_name
+
+    def delete_uploads(self, brand: str) -> None:
+        import shutil
+
+        folder = self.upload_dir / brand
+        if folder.is_dir() and folder.parent == self.upload_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            for key in [k for k in self._avatars if k.startswith(f"{brand}|")]:
+                del self._avatars[key]
 
     def close(self) -> None:
         with self._lock:
