@@ -64,6 +64,7 @@ class App:
         self.security.settle(host)
         self.engine = Engine(db_path, workers=workers)
         self.engine.outbound = self.security.outbound
+        self.engine.vmc_policy = self.security.vmc
         key, self.new_operator_key = resolve_operator_key(self.security, self.engine.data_dir)
         self.operator = OperatorKey(key)
         self.operator_key_file = self.security.operator_key_file or self.engine.data_dir / "operator.key"

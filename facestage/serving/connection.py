@@ -262,12 +262,14 @@ class ConnectionCore:
             raise Unauthorized(401, f"{kind} sessions on this server need options.key (and options.brand for a "
                                "brand key)")
         state.options = {}
-        client = access.principal or f"addr:{self.remote}"
+        client: str | None = access.principal or f"addr:{self.remote}"
         actions: list[Action] = []
         if self.kind is not None:  # one session per connection: starting another replaces it
             actions.append(CloseSession())
             self.session_closed()
-        if not self.counter.acquire(client):
+        if access.operator:
+            client = None  # the operator is bounded by the server's connection limit only
+        elif not self.counter.acquire(client):
             raise ProtocolError("too_many_sessions", f"at most {self.counter.limit} concurrent sessions per key or "
                                 "address; close one first")
         self.client = client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .assets import NamedAssets
 from .base import Outbox, Session
 from .channels import check_channel
 from .media import decode_jpeg, encode_jpeg
@@ -49,8 +50,12 @@ class EffectsSession(Session):
                 cfg = load_preset(effects)
             elif isinstance(effects, dict):
                 cfg = merge_configs(cfg, effects)
-            self.state.effects = normalize_config(cfg)  # ConfigError names the bad effect/param
-            self._pending = self.state.effects
+            effects = normalize_config(cfg)  # ConfigError names the bad effect/param
+            resolved = self._assets().resolve_config(effects)  # names only; refused before anything is stored
+            self.state.effects, self._pending = effects, resolved
+
+    def _assets(self) -> NamedAssets:
+        return NamedAssets(self.engine.upload_dir, self.brand_access)
 
     async def start(self, options: dict[str, Any]) -> dict[str, Any]:
         allowed = {"effects", "preset", "faces", "landmarks", "quality", "channel", "max_faces"}
@@ -68,7 +73,7 @@ class EffectsSession(Session):
         self.state.options["channel"] = check_channel(options.pop("channel", self.state.options.get("channel")))
         self._configure(options)
         if not options.get("effects") and not options.get("preset"):
-            self._pending = self.state.effects  # resumed state or empty chain
+            self._pending = self._assets().resolve_config(self.state.effects)  # empty chain
         return {"effects": self.state.effects}
 
     async def on_message(self, msg: dict[str, Any]) -> None:

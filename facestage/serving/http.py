@@ -23,6 +23,7 @@ from websockets.http11 import Response
 
 from ..dialogue.outbound import OutboundRefused
 from ..errors import FacestageError
+from .assets import check_avatar_name
 from .auth import Access, Unauthorized, bearer_key, identify, is_local_request, require_brand, require_operator
 from .media import render_image, render_params
 from .protocol import ProtocolError
@@ -162,9 +163,12 @@ async def _route(app: App, req: HTTPRequest) -> Response:
     return error_response(404, "not_found", f"no route for {m} {p}; see docs/server.md")
 
 
-def _check_outbound(app: App, body: dict) -> None:
+def _check_outbound(app: App, body: dict, brand: str | None = None) -> None:
     """A brand's LLM URL must be somewhere the operator allows; refused at save time (and again, pinned,
-    at every connection)."""
+    at every connection). Its avatar must be a name, never a path."""
+    if "avatar" in body:
+        check_avatar_name(body["avatar"], brand or body.get("id") if isinstance(body.get("id"), str) else brand,
+                          "profile.avatar")
     llm = body.get("llm")
     if isinstance(llm, dict) and isinstance(llm.get("base_url"), str):
         app.security.outbound.check_url(llm["base_url"])
@@ -203,7 +207,7 @@ async def _brands(app: App, req: HTTPRequest, rest: list[str]) -> Response:
             body = _json_body(req)
             if not isinstance(body, dict):
                 raise ProtocolError("bad_json", "PUT /v1/brands/ID takes an object of profile fields")
-            await run(_check_outbound, app, body, io=True)
+            await run(_check_outbound, app, body, brand, io=True)
             profile = await run(store.update, brand, body, io=True)
             engine.forget_employee(brand)
             return make_response(200, {"profile": profile.public_dict()})

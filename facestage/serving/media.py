@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from .protocol import Kind, ProtocolError, is_jpeg
 
 if TYPE_CHECKING:
@@ -103,9 +104,12 @@ def render_params(msg: dict[str, Any]) -> dict[str, Any]:
     framing = msg.get("framing", "head")
     if framing not in ("head", "bust"):
         raise ProtocolError("bad_field", f"render.framing: head or bust, got {framing!r}")
-    avatar = msg.get("avatar", "default")
-    if not isinstance(avatar, str) or avatar.startswith("upload:"):
-        raise ProtocolError("bad_field", "render.avatar: a built-in or photo avatar name (see GET /v1/avatars)")
+    from .assets import check_avatar_name
+
+    try:
+        avatar = check_avatar_name(msg.get("avatar", "default"), None, "render.avatar")
+    except ConfigError as exc:
+        raise ProtocolError("bad_field", str(exc)) from None
     expression = msg.get("expression")
     if expression is not None:
         from ..avatar.rig import EXPRESSIONS

@@ -44,6 +44,7 @@ class SecurityConfig:
     # Effects/avatar/render/watch sessions without a key. None = only when bound to loopback.
     open_media: bool | None = None
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    vmc: OutboundPolicy = field(default_factory=lambda: OutboundPolicy(("loopback",)))
     limits: Limits = field(default_factory=Limits)
 
     def settle(self, host: str) -> None:
