@@ -378,3 +378,11 @@ def test_llm_connection_goes_to_the_checked_address(tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_render_api_needs_a_key_off_loopback(net, brands):
+    assert http("POST", net.url + "/v1/render", {"avatar": "ava", "size": 32})[0] == 401
+    assert http("POST", net.url + "/v1/render?brand=brand-a", {"avatar": "ava", "size": 32}, key="fs_x")[0] == 403
+    status, body = http("POST", net.url + "/v1/render?brand=brand-a", {"avatar": "ava", "size": 32},
+                        key=brands["brand-a"])
+    assert status == 200 and body[:8] == b"\x89PNG\r\n\x1a\n"

@@ -139,6 +139,13 @@ async def _route(app: App, req: HTTPRequest) -> Response:
 
         return make_response(200, {"avatars": list_avatars()})
     if m == "POST" and p == "/v1/render":
+        if not app.security.open_media:  # rendering costs CPU: keyed like the media sessions
+            brand = (req.query.get("brand") or [None])[0]
+            access = await engine.run(identify, app, bearer_key(req.headers), brand,
+                                      is_local_request(req.remote, req.headers), io=True)
+            if not (access.operator or access.brand):
+                raise Unauthorized(401, "this server needs a key for rendering: 'Authorization: Bearer KEY' "
+                                   "(a brand key with ?brand=ID)")
         body = _json_body(req)
         if not isinstance(body, dict):
             raise ProtocolError("bad_json", "POST /v1/render takes a JSON object (see docs/server.md)")

@@ -41,7 +41,7 @@ class SecurityConfig:
     # the out-of-the-box demo. None = on when the server is bound to loopback. Turn it off behind a proxy
     # on the same host (every proxied request would come from 127.0.0.1).
     trust_local: bool | None = None
-    # Effects/avatar/render/watch sessions without a key. None = only when bound to loopback.
+    # Effects/avatar/render/watch sessions without a key. None = as trust_local (loopback bind, no proxy).
     open_media: bool | None = None
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     vmc: OutboundPolicy = field(default_factory=lambda: OutboundPolicy(("loopback",)))
@@ -53,7 +53,7 @@ class SecurityConfig:
         if self.trust_local is None:
             self.trust_local = local
         if self.open_media is None:
-            self.open_media = local
+            self.open_media = bool(self.trust_local)
 
 
 class OperatorKey:
