@@ -191,3 +191,37 @@ def test_every_session_has_a_schema_with_valid_defaults():
         for name, opt in schema.items():
             if opt.default is not None:
                 assert validate_options(kind, {name: opt.default})[name] == opt.default or opt.type == "color"
+
+
+def test_serving_modules_import_without_cycles():
+    """Module-level imports inside facestage/serving form a DAG (app→http, engine→sessions circles broken);
+    imports under TYPE_CHECKING or inside functions are not edges."""
+    import ast
+    from pathlib import Path
+
+    import facestage.serving as pkg
+
+    root = Path(pkg.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        edges: set[str] = set()
+        for node in ast.parse(path.read_text()).body:  # top level only
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    edges.add(node.module.split(".")[0])
+                else:
+                    edges |= {a.name for a in node.names}
+        graph[path.stem] = edges & {p.stem for p in root.glob("*.py")}
+    assert {"app", "http", "engine", "base", "connection"} <= set(graph)
+    done: set[str] = set()
+
+    def visit(mod: str, stack: tuple[str, ...]) -> None:
+        assert mod not in stack, " -> ".join((*stack, mod))
+        if mod in done:
+            return
+        for dep in graph.get(mod, ()):
+            visit(dep, (*stack, mod))
+        done.add(mod)
+
+    for mod in graph:
+        visit(mod, ())

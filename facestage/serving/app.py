@@ -41,7 +41,7 @@ from .connection import (
 from .effects_session import EffectsSession
 from .employee_session import EmployeeSession
 from .engine import Engine
-from .protocol import MAX_WIRE_BYTES
+from .protocol import MAX_WIRE_BYTES, dumps
 from .render_session import RenderSession
 from .security import OperatorKey, SecurityConfig, resolve_operator_key
 from .watch_session import WatchSession
@@ -294,7 +294,11 @@ class _Client:
                     if await self.act(self.core.tick()):
                         return
                     continue
-                if await self.act(self.core.receive(message, time.time() * 1000)):
+                dropped = self.core.dropped_frames
+                actions = self.core.receive(message, time.time() * 1000)
+                if self.session is not None and self.core.dropped_frames != dropped:
+                    self.session.state.dropped_in += self.core.dropped_frames - dropped
+                if await self.act(actions):
                     return
         except ConnectionClosed:
             pass
@@ -303,7 +307,9 @@ class _Client:
         """Run the core's actions; True when the connection is to be closed."""
         for a in actions:
             try:
-                if isinstance(a, Send):
+                if isinstance(a, Send) and a.droppable:
+                    self.out.offer(dumps(a.msg))  # never waits: the reader must keep reading
+                elif isinstance(a, Send):
                     await self.out.control(a.msg)
                 elif isinstance(a, FrameToSession):
                     assert self.session is not None

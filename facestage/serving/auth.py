@@ -9,9 +9,13 @@ delete brands and act for any of them. See docs/security.md.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
+
+if TYPE_CHECKING:
+    from .context import ServerContext
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host", "Via")
@@ -101,7 +105,7 @@ class Access:
         return self.operator or self.brand == brand
 
 
-def identify(app, key: str | None, brand: str | None, local: bool) -> Access:
+def identify(app: ServerContext, key: str | None, brand: str | None, local: bool) -> Access:
     """Access for a key (operator key, or the key of ``brand``); local trust makes this machine operator.
     Raises Unauthorized(403) for a key that is given but wrong: a wrong key is never silently ignored."""
     if key is not None:

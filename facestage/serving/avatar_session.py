@@ -17,11 +17,11 @@ from .assets import check_avatar_name
 from .base import Session
 from .channels import check_channel
 from .media import decode_jpeg, encode_rgba, parse_color
+from .options import SCHEMAS
 from .protocol import Frame, Kind, ProtocolError, pack_frame
 from .vmc import VMCSender
 
-AVATAR_OPTIONS = {"channel", "avatar", "size", "alpha", "background", "pixels", "weights", "vmc", "expression",
-                  "calibrate", "quality"}
+AVATAR_OPTIONS = set(SCHEMAS["avatar"])  # declared once, in options.py
 
 
 class AvatarSession(Session):

@@ -55,7 +55,7 @@ class Outbox:
         await self._send(data)
         return True
 
-    def offer(self, data: bytes) -> bool:
+    def offer(self, data: bytes | str) -> bool:
         """Send without ever waiting: for fan-out, where one slow watcher must not slow the publisher.
         At most one frame is pending per watcher; anything else is dropped."""
         if (self._pending is not None and not self._pending.done()) or self._buffered() > SEND_BUFFER_LIMIT:

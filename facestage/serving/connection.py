@@ -30,6 +30,7 @@ MEDIA_SESSIONS = ("effects", "avatar", "render", "watch")
 @dataclass(frozen=True)
 class Send:
     msg: dict[str, Any]
+    droppable: bool = False  # may be dropped when the client is not reading (never blocks the reader)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class ConnectionCore:
         self.bytes = TokenBucket(self.limits.bytes_per_s, self.clock)
         self.last_input = self.clock()
         self._last_rate_error = -1e9
+        self.dropped_frames = 0  # refused by the rate limits (added to the session's dropped_in)
 
     # ------------------------------------------------------------------------------------ events in
     def hello(self, server_time: float) -> list[Action]:
@@ -208,12 +210,15 @@ class ConnectionCore:
         if self.kind is None:
             raise ProtocolError("no_session", 'send {"type": "start", "session": ...} before frames')
         if not self.frames.take() or not self.bytes.take(len(data)):
+            self.dropped_frames += 1
             now = self.clock()
             if now - self._last_rate_error < 1.0:
                 return []  # dropped quietly: one error per second is enough to explain it
             self._last_rate_error = now
-            return [error("rate_limited", f"over {self.limits.fps:g} frames or {self.limits.bytes_per_s} bytes "
-                          "per second: frames are dropped", seq=frame.seq)]
+            # droppable: a client that floods without reading must not block the server's reader
+            return [Send({"type": "error", "code": "rate_limited", "seq": frame.seq,
+                          "message": f"over {self.limits.fps:g} frames or {self.limits.bytes_per_s} bytes per "
+                          "second: frames are dropped"}, droppable=True)]
         return [FrameToSession(frame)]
 
     def _message(self, msg: dict[str, Any], server_time: float) -> list[Action]:

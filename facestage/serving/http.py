@@ -29,7 +29,7 @@ from .media import render_image, render_params
 from .protocol import ProtocolError
 
 if TYPE_CHECKING:
-    from .app import App
+    from .context import ServerContext as App
 
 MAX_JSON_BODY = 256 * 1024
 MAX_UPLOAD_BODY = 32 * 1024 * 1024
