@@ -196,7 +196,8 @@ class Engine:
             self.avatar(avatar_name, brand)  # validate now: a broken upload is refused, not found later
         except Exception as exc:
             (folder / name).unlink(missing_ok=True)
-            raise InputError(f"cannot make an avatar from {filename}: {exc}") from exc
+            detail = str(exc).replace(str(folder), "the upload").replace(str(self.data_dir), "the server")
+            raise InputError(f"cannot make an avatar from this {suffix} file: {detail}") from None
         return avatar_name
 
     def delete_uploads(self, brand: str) -> None:
