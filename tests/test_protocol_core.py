@@ -177,6 +177,13 @@ def test_idle_timeout_closes_and_input_resets_it(world):
     world.clock.t += 2
     actions = c.tick()
     assert codes(actions) == ["idle"] and isinstance(actions[-1], Close)
+    watcher = world.core(idle_timeout_s=10)  # a session that only receives is not idle
+    started(watcher, start(watcher, "watch", key=OP))
+    world.clock.t += 100
+    assert watcher.tick() == []
+    watcher.session_closed()
+    world.clock.t += 11
+    assert codes(watcher.tick()) == ["idle"]
 
 
 def test_unexpected_exceptions_say_nothing(world):

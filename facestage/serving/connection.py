@@ -24,6 +24,7 @@ from .state import SessionState
 
 log = logging.getLogger("facestage.server")
 MEDIA_SESSIONS = ("effects", "avatar", "render", "watch")
+RECEIVING_SESSIONS = ("watch", "employee")
 
 
 # ------------------------------------------------------------------------------------------------ actions
@@ -191,9 +192,15 @@ class ConnectionCore:
         self._release()
 
     def idle_left(self) -> float:
+        """Seconds until an idle close. Sessions that only receive (watch: the OBS page; employee: a person
+        reading the answer) are not idle while they receive: dead peers are found by WebSocket pings."""
+        if self.kind in RECEIVING_SESSIONS:
+            return self.limits.idle_timeout_s
         return self.limits.idle_timeout_s - (self.clock() - self.last_input)
 
     def tick(self) -> list[Action]:
+        if self.kind in RECEIVING_SESSIONS:
+            self.last_input = self.clock()  # the idle clock restarts if the session ends
         if self.idle_left() <= 0:
             return [error("idle", f"no input for {self.limits.idle_timeout_s:g} s: closing"),
                     Close(1000, "idle timeout")]
