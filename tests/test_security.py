@@ -386,3 +386,60 @@ def test_render_api_needs_a_key_off_loopback(net, brands):
     status, body = http("POST", net.url + "/v1/render?brand=brand-a", {"avatar": "ava", "size": 32},
                         key=brands["brand-a"])
     assert status == 200 and body[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _sse_server(seen: list[str]):
+    """A tiny OpenAI-style streaming endpoint on 127.0.0.1 that records the Host of every request."""
+    import http.server
+    import threading
+
+    class SSE(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            seen.append(self.headers["Host"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            event = json.dumps({"choices": [{"delta": {"content": "We close at eight in the evening."},
+                                             "finish_reason": "stop"}]})
+            body = f"data: {event}\n\ndata: [DONE]\n\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SSE)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize("allow, reaches_llm", [(("public",), False), (("public", "loopback"), True)])
+def test_the_employee_connects_only_where_the_operator_allows(tmp_path, allow, reaches_llm):
+    """The outbound policy holds at connection time too: a brand whose stored LLM URL is internal (saved
+    before the operator tightened the policy) falls back to its FAQ and the URL never sees a request; an
+    operator who allows loopback (a local llama.cpp) gets the LLM's answer."""
+    from facestage.dialogue.store import demo_profile_dict
+
+    seen: list[str] = []
+    llm = _sse_server(seen)
+    sec = SecurityConfig(operator_key=OP, trust_local=False, outbound=OutboundPolicy(allow))
+    try:
+        with ServerThread(db_path=tmp_path / "p.sqlite3", demo=False, security=sec) as srv:
+            prof = {**demo_profile_dict(), "id": "dairy"}
+            key = json.loads(http("POST", srv.url + "/v1/brands", prof, key=OP)[1])["key"]
+            srv.app.engine.store.update("dairy", {"llm": {"base_url": f"http://127.0.0.1:{llm.server_port}/v1",
+                                                          "model": "m"}})
+
+            async def main():
+                async with Client.connect(srv.ws_url) as c:
+                    await c.start("employee", brand="dairy", key=key, frames=False)
+                    return await c.say("When do your shops close?")
+
+            reply = asyncio.run(main())
+    finally:
+        llm.shutdown()
+        llm.server_close()
+    if reaches_llm:
+        assert seen == [f"127.0.0.1:{llm.server_port}"] and "eight in the evening" in reply.text
+    else:
+        assert seen == [] and "8 am to 8 pm" in reply.text  # the FAQ answer, no request sent
