@@ -165,6 +165,9 @@ def test_frame_and_byte_rates_drop_with_one_error_per_second(world):
     b = world.core(fps=1000, bytes_per_s=1000)
     started(b, start(b, key=OP))
     assert codes(b.receive(pack_frame(Kind.JPEG, 0, 0, JPEG * 20))) == ["rate_limited"]
+    world.clock.t += 2.0
+    floods = [b.receive(json.dumps({"type": "ping", "t": 1})) for _ in range(200)]  # text counts as bytes
+    assert sum(codes(r) == ["rate_limited"] for r in floods) == 1 and sum(bool(r) for r in floods) < 100
 
 
 def test_idle_timeout_closes_and_input_resets_it(world):

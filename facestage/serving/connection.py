@@ -173,6 +173,8 @@ class ConnectionCore:
         try:
             if isinstance(data, bytes):
                 return self._frame(data)
+            if not self.bytes.take(len(data)):  # control messages count against the byte rate too
+                return self._rate_error(None)
             return self._message(parse_message(data), server_time)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one error message
             return [error_for(exc)]
@@ -218,15 +220,18 @@ class ConnectionCore:
             raise ProtocolError("no_session", 'send {"type": "start", "session": ...} before frames')
         if not self.frames.take() or not self.bytes.take(len(data)):
             self.dropped_frames += 1
-            now = self.clock()
-            if now - self._last_rate_error < 1.0:
-                return []  # dropped quietly: one error per second is enough to explain it
-            self._last_rate_error = now
-            # droppable: a client that floods without reading must not block the server's reader
-            return [Send({"type": "error", "code": "rate_limited", "seq": frame.seq,
-                          "message": f"over {self.limits.fps:g} frames or {self.limits.bytes_per_s} bytes per "
-                          "second: frames are dropped"}, droppable=True)]
+            return self._rate_error(frame.seq)
         return [FrameToSession(frame)]
+
+    def _rate_error(self, seq: int | None) -> list[Action]:
+        now = self.clock()
+        if now - self._last_rate_error < 1.0:
+            return []  # dropped quietly: one error per second is enough to explain it
+        self._last_rate_error = now
+        # droppable: a client that floods without reading must not block the server's reader
+        return [Send({"type": "error", "code": "rate_limited", "seq": seq,
+                      "message": f"over {self.limits.fps:g} frames or {self.limits.bytes_per_s} bytes per second: "
+                      "input is dropped"}, droppable=True)]
 
     def _message(self, msg: dict[str, Any], server_time: float) -> list[Action]:
         t = msg["type"]
