@@ -194,3 +194,24 @@ def test_unreadable_image_parameters_raise_config_errors_naming_the_parameter(tm
         load_design(str(rgb))
     bgra = Sticker._custom(str(rgb), {})  # stickers accept plain colour images, made opaque
     assert bgra.shape == (8, 8, 4) and (bgra[..., 3] == 255).all()
+
+
+def test_path_parameters_resolve_local_files_only_through_the_trusted_resolver(tmp_path) -> None:  # noqa: ANN001
+    """The library/CLI reads a local user's files (TRUSTED_FILES); the server's resolver takes names only,
+    with one message for a readable file, a missing one and a folder (nothing learnt about the disk)."""
+    from facestage.effects.base import TRUSTED_FILES, read_param_image
+    from facestage.serving.assets import NamedAssets
+
+    rgb = tmp_path / "rgb.png"
+    cv2.imwrite(str(rgb), np.zeros((8, 8, 3), np.uint8))
+    assert read_param_image("background.image", str(rgb), cv2.IMREAD_COLOR, TRUSTED_FILES).shape == (8, 8, 3)
+    named = NamedAssets(tmp_path / "uploads", brand=None)
+    messages = set()
+    for value in (str(rgb), str(tmp_path / "missing.png"), str(tmp_path), "../rgb.png", "upload:rgb.png"):
+        with pytest.raises(ConfigError) as exc:
+            read_param_image("background.image", value, cv2.IMREAD_COLOR, named)
+        assert str(tmp_path) not in str(exc.value)
+        messages.add(str(exc.value).replace("'upload:rgb.png'", "this value"))
+    assert len(messages) == 1
+    glasses = read_param_image("sticker.image", "glasses", cv2.IMREAD_UNCHANGED, named)
+    assert glasses.ndim == 3 and glasses.shape[2] == 4

@@ -286,16 +286,26 @@ def test_render_api_http_and_websocket(server):
     assert a.shape == (128, 128, 4) and np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
 
 
-def test_brand_keys_are_required_and_scoped(server):
+def test_brand_keys_are_required_and_scoped(tmp_path):
+    from facestage.serving.security import SecurityConfig
+
+    op = "fso_server-test-operator-0000"
+    with ServerThread(db_path=tmp_path / "p.sqlite3", security=SecurityConfig(operator_key=op,
+                                                                              trust_local=False)) as srv:
+        _brand_keys_are_required_and_scoped(srv, op)
+
+
+def _brand_keys_are_required_and_scoped(server, op: str):
     def make(bid):
         prof = {"id": bid, "name": "Sam", "role": "helper", "company": bid.upper(), "persona": "Helpful."}
-        status, _, body = http("POST", server.url + "/v1/brands", prof)
+        assert http("POST", server.url + "/v1/brands", prof)[0] == 401  # creating brands is the operator's
+        status, _, body = http("POST", server.url + "/v1/brands", prof, headers={"Authorization": f"Bearer {op}"})
         assert status == 201
         return json.loads(body)["key"]
 
     key_a, key_b = make("brand-a"), make("brand-b")
-    assert http("POST", server.url + "/v1/brands", {"id": "brand-a", "name": "x", "role": "x", "company": "x",
-                                                    "persona": "x"})[0] == 409
+    dup = {"id": "brand-a", "name": "x", "role": "x", "company": "x", "persona": "x"}
+    assert http("POST", server.url + "/v1/brands", dup, headers={"Authorization": f"Bearer {op}"})[0] == 409
     url = server.url + "/v1/brands/brand-a"
     status, _, body = http("GET", url, headers={"Authorization": f"Bearer {key_a}"})
     assert status == 200 and json.loads(body)["profile"]["company"] == "BRAND-A"
@@ -313,7 +323,7 @@ def test_brand_keys_are_required_and_scoped(server):
         async with Client.connect(server.ws_url) as c:
             with pytest.raises(ServerError) as exc:
                 await c.start("employee", brand="brand-a", key=key_b, frames=False)
-            assert exc.value.code == "unauthorized"
+            assert exc.value.code == "forbidden"  # a key, but not this brand's
             with pytest.raises(ServerError):
                 await c.start("employee", brand="brand-a", key="", frames=False)
             started = await c.start("employee", brand="brand-a", key=key_a, frames=False)

@@ -349,21 +349,20 @@ def _head_shell(p: np.ndarray, rgb: np.ndarray, lm: np.ndarray, f: FaceLayout) -
 
 
 @cache
-def _photo_cached(source: str) -> Avatar:
+def _package_photo(source: str) -> Avatar:
     from .. import testdata
-    from ..mediaio import read_image
 
-    if source == "astronaut":
-        img = testdata.astronaut()
-    elif source == "grace_hopper":
-        img = testdata.grace_hopper()
-    else:
-        img = read_image(source)
+    img = testdata.astronaut() if source == "astronaut" else testdata.grace_hopper()
     return photo_avatar(img, name=f"photo:{source}")
 
 
 def photo_avatar_from_source(source: str) -> Avatar:
-    """``astronaut``/``grace_hopper`` (package photos) or a photo path; cached per process."""
+    """``astronaut``/``grace_hopper`` (package photos, cached: two entries at most) or a photo path (a local
+    user's file, not cached: a cache keyed by arbitrary paths grows without bound)."""
     if not source:
         raise InputError("photo avatar needs a source: photo:astronaut, photo:grace_hopper or photo:FILE.jpg")
-    return _photo_cached(source)
+    if source in ("astronaut", "grace_hopper"):
+        return _package_photo(source)
+    from ..mediaio import read_image
+
+    return photo_avatar(read_image(source), name=f"photo:{source}")

@@ -16,6 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                               "~/.local/share/facestage/profiles.sqlite3)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="also accept browser pages from this origin (repeatable; e.g. https://my.site)")
+    p.add_argument("--operator-key-file", default=None, metavar="PATH",
+                   help="the operator key (default $FACESTAGE_OPERATOR_KEY, else operator.key beside the database, "
+                        "generated and printed once at first start)")
+    p.add_argument("--no-local-trust", action="store_true",
+                   help="requests from this machine are not operator (required behind a reverse proxy on this host)")
+    p.add_argument("--open-media", action="store_true",
+                   help="effects/avatar/render/watch sessions without a key even on a non-loopback address")
+    p.add_argument("--allow-outbound", action="append", default=None, metavar="ENTRY",
+                   help="where LLM/speech requests may go (repeatable; default 'public'; e.g. loopback, "
+                        "api.example.com, 10.0.0.0/8). Also $FACESTAGE_ALLOW_OUTBOUND, comma-separated")
     p.add_argument("--no-warmup", action="store_true",
                    help="do not preload the default avatar, the demo employee and the voices at start")
     p.set_defaults(func=_run)
@@ -27,10 +37,18 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {args.port}")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from ..server import run
+    from pathlib import Path
 
+    from ..dialogue.outbound import OutboundPolicy
+    from ..server import run
+    from ..serving.security import SecurityConfig
+
+    allow = args.allow_outbound or [e for e in os.environ.get("FACESTAGE_ALLOW_OUTBOUND", "public").split(",") if e]
+    security = SecurityConfig(operator_key_file=Path(args.operator_key_file) if args.operator_key_file else None,
+                              trust_local=False if args.no_local_trust else None,
+                              open_media=True if args.open_media else None, outbound=OutboundPolicy(allow))
     try:
-        run(args.host, args.port, args.db, tuple(args.allow_origin), warm=not args.no_warmup)
+        run(args.host, args.port, args.db, tuple(args.allow_origin), warm=not args.no_warmup, security=security)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     return 0

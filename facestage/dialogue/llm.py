@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, FacestageError
+from .outbound import OutboundPolicy
 
 MAX_EVENT_BYTES = 1 << 20  # one SSE line; a longer one is cut (and then fails to parse) instead of filling memory
 MAX_BODY_BYTES = 8 << 20  # a non-streamed completion
@@ -28,7 +30,7 @@ class LLMError(FacestageError, RuntimeError):
 class OpenAIChatBackend:
     def __init__(self, base_url: str, model: str, api_key: str | None = None, temperature: float = 0.3,
                  max_tokens: int = 256, timeout: float = 30.0, connect_timeout: float = 3.0,
-                 total_timeout: float = 120.0) -> None:
+                 total_timeout: float = 120.0, policy: OutboundPolicy | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"LLM base URL must be http(s)://host[:port][/v1], got {base_url!r}")
@@ -37,16 +39,28 @@ class OpenAIChatBackend:
         self.temperature, self.max_tokens = temperature, max_tokens
         # timeout: the longest silence between two reads; total_timeout: the whole answer, pings included.
         self.timeout, self.connect_timeout, self.total_timeout = timeout, connect_timeout, total_timeout
+        # None = trusted local use (a developer's own profile); the server always passes its policy.
+        self.policy = policy
         self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
         path = parts.path.rstrip("/")
         # Accept both "http://host:8080" and "http://host:8080/v1" as the base URL.
         self._path = (path if path.endswith("/v1") else path + "/v1") + "/chat/completions"
 
     @classmethod
-    def from_settings(cls, settings: Any) -> OpenAIChatBackend:
-        return cls(settings.base_url, settings.model, settings.api_key, settings.temperature, settings.max_tokens)
+    def from_settings(cls, settings: Any, policy: OutboundPolicy | None = None) -> OpenAIChatBackend:
+        return cls(settings.base_url, settings.model, settings.api_key, settings.temperature, settings.max_tokens,
+                   policy=policy)
 
     def _connection(self) -> http.client.HTTPConnection:
+        if self.policy is not None:
+            # Resolve and check now, then connect to exactly that address (no second lookup to rebind).
+            try:
+                target = self.policy.check_url(self.base_url)
+            except ConfigError as exc:
+                raise LLMError(str(exc)) from None
+            if self._scheme == "https":
+                return _PinnedHTTPS(target.host, target.port, target.address, self.connect_timeout)
+            return _PinnedHTTP(target.host, target.port, target.address, self.connect_timeout)
         if self._scheme == "https":
             return http.client.HTTPSConnection(self._host, self._port, timeout=self.connect_timeout,
                                                context=ssl.create_default_context())
@@ -161,3 +175,26 @@ def _error_text(event: dict[str, Any]) -> str:
     if isinstance(err, dict):
         err = err.get("message") or err
     return str(err)[:300]
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """Host header from the URL, TCP connection to the address the policy checked."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """TLS to the checked address, with the URL's host name for SNI and certificate verification."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]

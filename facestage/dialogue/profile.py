@@ -70,6 +70,13 @@ class Profile:
             del d["llm"]
         return d
 
+    def public_dict(self) -> dict[str, Any]:
+        """What any API or export may show: secrets are write-only, only whether one is set is visible."""
+        d = self.to_dict()
+        if "llm" in d:
+            d["llm"]["api_key_set"] = d["llm"].pop("api_key") is not None
+        return d
+
     @classmethod
     def from_dict(cls, data: Any) -> Profile:
         return _parse_profile(data)
@@ -204,6 +211,11 @@ def _parse_llm(e: Any) -> LLMSettings:
     where = "profile.llm."
     if not isinstance(e, dict):
         raise ConfigError("profile.llm: must be an object with base_url and model")
+    e = {k: v for k, v in e.items() if k != "api_key_set"}  # echoed back from public_dict(): ignored
+    unknown = sorted(set(e) - {"base_url", "model", "api_key", "temperature", "max_tokens"})
+    if unknown:
+        raise ConfigError(f"profile.llm: unknown field(s) {', '.join(unknown)} (allowed: base_url, model, api_key, "
+                          "temperature, max_tokens)")
     base_url = _str(e, "base_url", where)
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"profile.llm.base_url: must start with http:// or https://, got {base_url!r}")

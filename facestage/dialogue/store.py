@@ -6,6 +6,11 @@ before a crash (even ``kill -9``) is there when the database is reopened.
 API keys are stored hashed: a key is 32 random bytes shown once by :meth:`create_key`; the store keeps
 a salted SHA-256 of it. Slow password hashes are unnecessary because such keys cannot be guessed from a
 dictionary, and verification runs on every server request.
+
+Provider secrets (``llm.api_key``) never sit in the profile JSON: they are Fernet-encrypted into their own
+column with a key from ``$FACESTAGE_SECRETS_KEY`` or ``secrets.key`` (0600, generated beside the database),
+so a copied database file alone reveals no provider key. An update without ``api_key`` keeps the stored
+one; ``"api_key": null`` clears it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from .profile import Profile
+
+SECRET_FIELDS = ("llm.api_key",)
 
 DEMO_ID = "demo"
 _SCHEMA = """
@@ -53,6 +60,37 @@ def demo_profile_dict() -> dict[str, Any]:
     return json.loads(ref.read_text(encoding="utf-8"))
 
 
+def load_secrets_key(db_path: str) -> bytes:
+    """The Fernet key for secrets at rest: $FACESTAGE_SECRETS_KEY, else secrets.key beside the database."""
+    from cryptography.fernet import Fernet
+
+    env = os.environ.get("FACESTAGE_SECRETS_KEY", "").strip()
+    if env:
+        return env.encode()
+    if db_path == ":memory:":
+        return Fernet.generate_key()  # nothing outlives the process, neither may the key
+    path = Path(db_path).parent / "secrets.key"
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip().encode()
+    key = Fernet.generate_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+    return key
+
+
+def _split_secrets(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(profile JSON without secrets, {field: secret})."""
+    data = json.loads(json.dumps(data))
+    found: dict[str, str] = {}
+    llm = data.get("llm")
+    if isinstance(llm, dict) and llm.get("api_key"):
+        found["llm.api_key"] = llm.pop("api_key")
+    elif isinstance(llm, dict):
+        llm.pop("api_key", None)
+    return data, found
+
+
 def _hash_key(salt: bytes, key: str) -> bytes:
     return hashlib.sha256(salt + key.encode("utf-8")).digest()
 
@@ -66,37 +104,66 @@ def parse_profile_json(text: str) -> Profile:
 
 
 class ProfileStore:
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, secrets_key: bytes | None = None) -> None:
+        from cryptography.fernet import Fernet
+
         self.path = str(path) if path is not None else str(default_path())
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
+            self._fernet = Fernet(secrets_key or load_secrets_key(self.path))
+        except ValueError as exc:
+            raise ConfigError(f"the secrets key is not a Fernet key (32 url-safe base64 bytes): {exc}") from None
+        try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(profiles)")}
+            if "secrets" not in cols:  # databases from before secrets were encrypted
+                self._db.execute("ALTER TABLE profiles ADD COLUMN secrets BLOB")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"profile store {self.path} is not a usable SQLite database: {exc}") from exc
+
+    # ------------------------------------------------------------------------------------------ secrets
+    def _seal(self, profile: Profile) -> tuple[str, bytes | None]:
+        data, found = _split_secrets(profile.to_dict())
+        blob = self._fernet.encrypt(json.dumps(found).encode()) if found else None
+        return json.dumps(data, ensure_ascii=False), blob
+
+    def _open(self, data: str, blob: bytes | None) -> Profile:
+        from cryptography.fernet import InvalidToken
+
+        d = json.loads(data)
+        if blob is not None and isinstance(d.get("llm"), dict):
+            try:
+                found = json.loads(self._fernet.decrypt(blob))
+            except InvalidToken:
+                raise ConfigError("the profile's secrets cannot be decrypted: the secrets key changed "
+                                  "(set it again, or replace the provider key)") from None
+            d["llm"]["api_key"] = found.get("llm.api_key")
+        return Profile.from_dict(d)
 
     # ------------------------------------------------------------------------------------------------ CRUD
     def create(self, profile: Profile | dict[str, Any]) -> Profile:
         p = profile if isinstance(profile, Profile) else Profile.from_dict(profile)
         now = time.time()
+        data, blob = self._seal(p)
         with self._lock:
             try:
-                self._db.execute("INSERT INTO profiles (id, data, created, updated) VALUES (?, ?, ?, ?)",
-                                 (p.id, json.dumps(p.to_dict(), ensure_ascii=False), now, now))
+                self._db.execute("INSERT INTO profiles (id, data, secrets, created, updated) VALUES (?, ?, ?, ?, ?)",
+                                 (p.id, data, blob, now, now))
             except sqlite3.IntegrityError:
                 raise ConfigError(f"profile {p.id!r} already exists (use update or import with replace)") from None
         return p
 
     def get(self, profile_id: str) -> Profile:
         with self._lock:
-            row = self._db.execute("SELECT data FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+            row = self._db.execute("SELECT data, secrets FROM profiles WHERE id = ?", (profile_id,)).fetchone()
         if row is None:
-            raise InputError(f"no profile {profile_id!r} (known: {', '.join(self.ids()) or 'none'})")
-        return Profile.from_dict(json.loads(row[0]))
+            raise InputError(f"no profile {profile_id!r}")
+        return self._open(row[0], row[1])
 
     def exists(self, profile_id: str) -> bool:
         with self._lock:
@@ -111,12 +178,18 @@ class ProfileStore:
             if not isinstance(changes, dict):
                 raise ConfigError("profile update must be an object of fields")
             merged = {**current, **changes}
+            new_llm, old_llm = changes.get("llm"), current.get("llm")
+            if isinstance(new_llm, dict) and "api_key" not in new_llm and isinstance(old_llm, dict):
+                # secrets are write-only: a client that read the profile never saw the key, so an update
+                # that leaves it out keeps it (send "api_key": null to clear it)
+                merged["llm"] = {**new_llm, "api_key": old_llm.get("api_key")}
         if merged.get("id") != profile_id:
             raise ConfigError(f"profile id cannot change ({profile_id!r} → {merged.get('id')!r})")
         p = Profile.from_dict(merged)
+        data, blob = self._seal(p)
         with self._lock:
-            self._db.execute("UPDATE profiles SET data = ?, updated = ? WHERE id = ?",
-                             (json.dumps(p.to_dict(), ensure_ascii=False), time.time(), profile_id))
+            self._db.execute("UPDATE profiles SET data = ?, secrets = ?, updated = ? WHERE id = ?",
+                             (data, blob, time.time(), profile_id))
         return p
 
     def delete(self, profile_id: str) -> bool:
@@ -130,8 +203,8 @@ class ProfileStore:
 
     def list(self) -> list[Profile]:
         with self._lock:
-            rows = self._db.execute("SELECT data FROM profiles ORDER BY id").fetchall()
-        return [Profile.from_dict(json.loads(r[0])) for r in rows]
+            rows = self._db.execute("SELECT data, secrets FROM profiles ORDER BY id").fetchall()
+        return [self._open(r[0], r[1]) for r in rows]
 
     # ------------------------------------------------------------------------------------------ JSON I/O
     def import_json(self, source: str | Path | dict[str, Any], replace: bool = False) -> Profile:
@@ -151,8 +224,8 @@ class ProfileStore:
         return self.create(p)
 
     def export_json(self, profile_id: str, path: str | Path | None = None) -> str:
-        """The profile as JSON (never the API key hash); also written to ``path`` when given."""
-        text = json.dumps(self.get(profile_id).to_dict(), ensure_ascii=False, indent=2)
+        """The profile as JSON (never the API key hash, never a provider secret); also written to ``path``."""
+        text = json.dumps(self.get(profile_id).public_dict(), ensure_ascii=False, indent=2)
         if path is not None:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text

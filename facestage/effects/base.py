@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import cv2
 import numpy as np
@@ -40,10 +40,28 @@ def parse_color(value: Any, where: str) -> str:
     raise ConfigError(f"{where}: expected a colour like '#c8283c' or [200, 40, 60], got {value!r}")
 
 
-def read_param_image(param: str, path: str, flags: int) -> np.ndarray:
+class FileResolver(Protocol):
+    """Turns a path parameter's value into a file, or refuses it with a ConfigError naming the parameter."""
+
+    def path(self, param: str, value: str) -> Path: ...
+
+
+class TrustedFiles:
+    """Any local file: for the library and the CLI, where the user names files on their own disk. The server
+    never uses this; it resolves names with ``facestage.serving.assets.NamedAssets`` before the chain runs."""
+
+    def path(self, param: str, value: str) -> Path:
+        return Path(value)
+
+
+TRUSTED_FILES = TrustedFiles()
+
+
+def read_param_image(param: str, path: str, flags: int, resolver: FileResolver = TRUSTED_FILES) -> np.ndarray:
     """The image a path parameter names (``flags``: ``cv2.IMREAD_COLOR`` or ``IMREAD_UNCHANGED`` for
-    alpha), or a ConfigError naming the parameter."""
-    p = Path(path)
+    alpha), or a ConfigError naming the parameter. One message whether the file is missing, a folder or
+    not an image."""
+    p = resolver.path(param, path)
     img = cv2.imread(str(p), flags) if p.is_file() else None
     if img is None:
         raise ConfigError(f"{param}: cannot read {path!r} as an image")

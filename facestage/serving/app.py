@@ -20,31 +20,57 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import FacestageError
 from . import http as routes
-from .auth import OriginPolicy
+from .auth import Access, OriginPolicy, is_local_request
+from .auth import identify as identify_access
 from .avatar_session import AvatarSession
+from .base import Outbox, Session
+from .connection import (
+    Action,
+    Checkpoint,
+    ClientCounter,
+    Close,
+    CloseSession,
+    ConnectionCore,
+    FrameToSession,
+    Send,
+    StartSession,
+    ToSession,
+    error_for,
+)
+from .effects_session import EffectsSession
 from .employee_session import EmployeeSession
 from .engine import Engine
-from .protocol import MAX_WIRE_BYTES, ProtocolError, dumps, parse_message, unpack_frame
-from .sessions import EffectsSession, Outbox, RenderSession, Session, WatchSession
-from .state import SessionState
+from .httpconn import HTTPAwareConnection, _remote
+from .protocol import MAX_WIRE_BYTES, dumps
+from .render_session import RenderSession
+from .security import OperatorKey, SecurityConfig, resolve_operator_key
+from .watch_session import WatchSession
 
 log = logging.getLogger("facestage.server")
 WS_PATH = "/v1/ws"
 SESSION_TYPES: dict[str, type[Session]] = {"effects": EffectsSession, "avatar": AvatarSession,
                                            "employee": EmployeeSession, "render": RenderSession,
                                            "watch": WatchSession}
-MAX_HEAD_BYTES = 16 * 1024
 MAX_CONNECTIONS = 256  # WebSocket sessions per process; more get 503 (scale out with more replicas)
 
 
 class App:
     def __init__(self, db_path: str | Path | None = None, port: int = 8765, demo: bool = True,
                  allow_origins: tuple[str, ...] = (), workers: int | None = None,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, host: str = "127.0.0.1",
+                 security: SecurityConfig | None = None) -> None:
+        self.security = security or SecurityConfig()
+        self.security.settle(host)
         self.engine = Engine(db_path, workers=workers)
+        self.engine.outbound = self.security.outbound
+        self.engine.vmc_policy = self.security.vmc
+        key, self.new_operator_key = resolve_operator_key(self.security, self.engine.data_dir)
+        self.operator = OperatorKey(key)
+        self.operator_key_file = self.security.operator_key_file or self.engine.data_dir / "operator.key"
+        del key  # only the hash stays in memory
         self.max_connections = max_connections
+        self.clients = ClientCounter(self.security.limits.sessions_per_client)
         self.origins = OriginPolicy(port, allow_origins)
         self.sessions: set[Session] = set()
         self.connections = 0
@@ -77,7 +103,7 @@ class App:
             if not self.origins.allowed(origin, request.headers.get("Host")):
                 return routes.error_response(403, "origin", f"origin {origin} may not open sessions here "
                                              "(start the server with --allow-origin to permit it)")
-            if self.connections >= self.max_connections:
+            if self.connections >= self.max_connections:  # before any per-client accounting
                 return routes.error_response(503, "busy", f"this server is at its {self.max_connections} "
                                              "connections; try again later")
             return None  # go on with the WebSocket handshake
@@ -144,176 +170,97 @@ class App:
         self.engine.close()
 
 
-def _remote(connection: Any) -> str:
-    with contextlib.suppress(Exception):
-        return str(connection.remote_address[0])
-    return ""
-
-
-class HTTPAwareConnection(ServerConnection):
-    """A websockets connection that also answers HTTP requests with a body (POST/PUT/DELETE).
-
-    websockets parses only bodiless GET requests, so the request head is sniffed first: GETs go to
-    websockets untouched (WebSocket upgrades, pages), anything else is read here, answered by the
-    router and closed.
-    """
-
-    def __init__(self, app: App, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.app = app
-        self._mode: str | None = None  # None while sniffing, then "ws" or "http"
-        self._buf = bytearray()  # appended in place: an upload arrives in thousands of pieces
-        self._need = 0
-        self._head: tuple[str, str, Headers] | None = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._mode == "ws":
-            return super().data_received(data)
-        if self._mode == "http":
-            if self._head is not None:  # after the answer is on its way, further bytes are ignored
-                self._buf += data
-                self._maybe_answer()
-            return None
-        self._buf += data
-        end = self._buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._buf) > MAX_HEAD_BYTES:
-                self._mode = "ws"  # let websockets reject the oversized head with its own error
-                buf, self._buf = bytes(self._buf), bytearray()
-                super().data_received(buf)
-            return None
-        if bytes(self._buf[:4]) == b"GET ":
-            self._mode = "ws"
-            buf, self._buf = bytes(self._buf), bytearray()
-            return super().data_received(buf)
-        self._mode = "http"
-        try:
-            lines = self._buf[:end].decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            headers = Headers()
-            for line in lines[1:]:
-                k, v = line.split(":", 1)
-                headers[k.strip()] = v.strip()
-            length = int(headers.get("Content-Length", "0"))
-        except ValueError:
-            return self._reply(routes.error_response(400, "bad_request", "malformed HTTP request"))
-        if "Transfer-Encoding" in headers:
-            return self._reply(routes.error_response(411, "length_required", "send a Content-Length body, not "
-                                                     "chunked transfer encoding"))
-        if length < 0 or length > routes.MAX_UPLOAD_BODY:
-            return self._reply(routes.error_response(413, "too_large", f"request bodies are limited to "
-                                                     f"{routes.MAX_UPLOAD_BODY // 2**20} MB"))
-        self._head = (method, target, headers)
-        del self._buf[:end + 4]
-        self._need = length
-        return self._maybe_answer()
-
-    def _maybe_answer(self) -> None:
-        if self._head is None or len(self._buf) < self._need:
-            return
-        if len(self._buf) > self._need:
-            self._head = None
-            return self._reply(routes.error_response(400, "bad_request", "more bytes than Content-Length "
-                                                     "(pipelined requests are not supported)"))
-        method, target, headers = self._head
-        body, self._head = bytes(self._buf), None
-        self._buf = bytearray()
-        asyncio.ensure_future(self._answer(method, target, headers, body))
-
-    async def _answer(self, method: str, target: str, headers: Headers, body: bytes) -> None:
-        try:
-            resp = await self.app.handle_http(method, target, headers, body, _remote(self))
-        except Exception:
-            log.exception("HTTP %s %s failed", method, target)
-            resp = routes.error_response(500, "internal", "internal error (see the server log)")
-        self._reply(resp)
-
-    def _reply(self, resp: Any) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(resp.serialize())
-            self.transport.close()
-
-    def eof_received(self) -> bool | None:
-        if self._mode == "http":
-            return True  # half-closed after the body: keep the transport open to write the answer
-        return super().eof_received()
-
-
 class _Client:
-    """One WebSocket connection: control messages, media frames, at most one session at a time."""
+    """One WebSocket connection: the thin adapter that runs what ``ConnectionCore`` decides."""
 
     def __init__(self, app: App, ws: ServerConnection) -> None:
         self.app = app
         self.ws = ws
         self.out = Outbox(ws.send, lambda: ws.transport.get_write_buffer_size() if ws.transport else 0)
         self.session: Session | None = None
+        remote = _remote(ws)
+        local = is_local_request(remote, ws.request.headers) if ws.request is not None else False
+        sec = app.security
 
-    async def error(self, code: str, message: str, **extra: Any) -> None:
-        await self.ws.send(dumps({"type": "error", "code": code, "message": message, **extra}))
+        def identify(key: str | None, brand: str | None) -> Access:
+            return identify_access(app, key, brand, local)
+
+        self.core = ConnectionCore(identify, app.clients, sec.limits, bool(sec.open_media), remote)
 
     async def run(self) -> None:
-        await self.out.control({"type": "hello", "protocol": 1, "sessions": list(SESSION_TYPES),
-                                "server_time": time.time() * 1000})
+        await self.act(self.core.hello(time.time() * 1000))
         try:
-            async for message in self.ws:
+            while True:
                 try:
-                    if isinstance(message, bytes):
-                        frame = unpack_frame(message)
-                        if self.session is None:
-                            raise ProtocolError("no_session", 'send {"type": "start", "session": ...} before frames')
-                        await self.session.on_frame(frame)
-                    else:
-                        await self.on_message(parse_message(message))
-                except ProtocolError as exc:
-                    await self.error(exc.code, exc.message)
-                except FacestageError as exc:
-                    await self.error("bad_config" if "Config" in type(exc).__name__ else "bad_input", str(exc))
-                except ConnectionClosed:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one bad message must not end the connection
-                    log.exception("message handling failed")
-                    await self.error("internal", f"internal error: {type(exc).__name__}: {exc}")
+                    async with asyncio.timeout(max(self.core.idle_left(), 0.01)):
+                        message = await self.ws.recv()
+                except TimeoutError:
+                    if await self.act(self.core.tick()):
+                        return
+                    continue
+                dropped = self.core.dropped_frames
+                actions = self.core.receive(message, time.time() * 1000)
+                if self.session is not None and self.core.dropped_frames != dropped:
+                    self.session.state.dropped_in += self.core.dropped_frames - dropped
+                if await self.act(actions):
+                    return
         except ConnectionClosed:
             pass
 
-    async def on_message(self, msg: dict[str, Any]) -> None:
-        t = msg["type"]
-        if t == "ping":
-            await self.out.control({"type": "pong", "t": msg.get("t"), "server_time": time.time() * 1000})
-        elif t == "start":
-            await self.start(msg)
-        elif self.session is None:
-            raise ProtocolError("no_session", f'"{t}" needs a session: send {{"type": "start", "session": ...}} first')
-        elif t == "checkpoint":
-            await self.out.control({"type": "checkpoint", "state": self.session.checkpoint()})
-        else:
-            await self.session.on_message(msg)
+    async def act(self, actions: list[Action]) -> bool:
+        """Run the core's actions; True when the connection is to be closed."""
+        for a in actions:
+            try:
+                if isinstance(a, Send) and a.droppable:
+                    self.out.offer(dumps(a.msg))  # never waits: the reader must keep reading
+                elif isinstance(a, Send):
+                    await self.out.control(a.msg)
+                elif isinstance(a, FrameToSession):
+                    assert self.session is not None
+                    await self.session.on_frame(a.frame)
+                elif isinstance(a, ToSession):
+                    assert self.session is not None
+                    await self.session.on_message(a.msg)
+                elif isinstance(a, Checkpoint):
+                    assert self.session is not None
+                    await self.out.control({"type": "checkpoint", "state": self.session.checkpoint()})
+                elif isinstance(a, CloseSession):
+                    await self.close(release=False)
+                elif isinstance(a, StartSession):
+                    await self.start(a)
+                elif isinstance(a, Close):
+                    await self.ws.close(a.code, a.reason)
+                    return True
+            except ConnectionClosed:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad message must not end the connection
+                await self.out.control(error_for(exc).msg)
+        return False
 
-    async def start(self, msg: dict[str, Any]) -> None:
-        kind = msg["session"]
-        if kind not in SESSION_TYPES:
-            raise ProtocolError("unknown_session", f"unknown session {kind!r}; choose one of "
-                                + ", ".join(SESSION_TYPES))
-        state = SessionState.from_dict(msg["resume"]) if msg.get("resume") else SessionState(kind)
-        if state.session != kind:
-            raise ProtocolError("bad_state", f"resume: the state is of a {state.session} session, not {kind}")
-        await self.close()  # one session per connection: starting another replaces it
-        session = SESSION_TYPES[kind](self.app.engine, self.out, state)
+    async def start(self, a: StartSession) -> None:
+        session = SESSION_TYPES[a.kind](self.app.engine, self.out, a.state)
+        session.scope = a.access.principal or "open"
+        session.brand_access = a.access.brand
         try:
-            extra = await session.start(dict(msg.get("options") or {}))
-        except BaseException:
+            extra = await session.start(a.options)
+        except BaseException as exc:
             await session.close()
-            raise
+            await self.act(self.core.start_failed(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
         self.session = session
         self.app.sessions.add(session)
-        await self.out.control({"type": "started", "session": kind, "session_id": state.session_id, **extra})
+        await self.act(self.core.started(a.kind, a.state.session_id, extra))
         await session.after_start()
 
-    async def close(self) -> None:
+    async def close(self, release: bool = True) -> None:
         if self.session is not None:
             session, self.session = self.session, None
             self.app.sessions.discard(session)
             await session.close()
+        if release:
+            self.core.session_closed()
 
 
 class ServerThread:
@@ -322,7 +269,7 @@ class ServerThread:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, db_path: str | Path | None = None,
                  demo: bool = True, **kwargs: Any) -> None:
         self.host = host
-        self.app = App(db_path, port=port, demo=demo, **kwargs)
+        self.app = App(db_path, port=port, demo=demo, host=host, **kwargs)
         self._port = port
         self._info: dict = {}
         self._ready = threading.Event()
@@ -380,11 +327,12 @@ class ServerThread:
 
 
 async def serve_forever(host: str, port: int, db_path: str | Path | None = None,
-                        allow_origins: tuple[str, ...] = (), warm: bool = True) -> None:
+                        allow_origins: tuple[str, ...] = (), warm: bool = True,
+                        security: SecurityConfig | None = None) -> None:
     import signal
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = App(db_path, port=port, allow_origins=allow_origins)
+    app = App(db_path, port=port, allow_origins=allow_origins, host=host, security=security)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -396,6 +344,15 @@ async def serve_forever(host: str, port: int, db_path: str | Path | None = None,
               f"  console  {url}/console.html\n  sessions ws://…:{bound}{WS_PATH}\n"
               f"  demo brand {app.demo_brand!r}, key in {app.engine.data_dir / (str(app.demo_brand) + '.key')}\n"
               f"  profiles {app.engine.store.path}", flush=True)
+        sec = app.security
+        if app.new_operator_key:  # printed this once; afterwards only the file has it
+            print(f"  operator key (new, shown once; also in {app.operator_key_file}): {app.new_operator_key}",
+                  flush=True)
+        else:
+            where = "FACESTAGE_OPERATOR_KEY" if os.environ.get("FACESTAGE_OPERATOR_KEY") else app.operator_key_file
+            print(f"  operator key from {where}", flush=True)
+        print(f"  local trust {'on' if sec.trust_local else 'off'}, media sessions "
+              f"{'open' if sec.open_media else 'need a key'}, outbound {', '.join(sec.outbound.entries)}", flush=True)
 
     def ready(bound: int) -> None:
         announce(bound)

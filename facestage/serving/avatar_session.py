@@ -12,12 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+from .assets import check_avatar_name
+from .base import Session
+from .channels import check_channel
+from .media import decode_jpeg, encode_rgba, parse_color
+from .options import SCHEMAS
 from .protocol import Frame, Kind, ProtocolError, pack_frame
-from .sessions import Session, check_channel, decode_jpeg, encode_rgba, parse_color
 from .vmc import VMCSender
 
-AVATAR_OPTIONS = {"channel", "avatar", "size", "alpha", "background", "pixels", "weights", "vmc", "expression",
-                  "calibrate", "quality"}
+AVATAR_OPTIONS = set(SCHEMAS["avatar"])  # declared once, in options.py
 
 
 class AvatarSession(Session):
@@ -69,16 +73,24 @@ class AvatarSession(Session):
             if v is not None:
                 if not isinstance(v, dict) or set(v) - {"host", "port"}:
                     raise ProtocolError("bad_field", 'vmc: {"host": "127.0.0.1", "port": 39539} or null')
-                self._vmc = VMCSender(v.get("host", "127.0.0.1"), v.get("port", 39539))
+                host, port = v.get("host", "127.0.0.1"), v.get("port", 39539)
+                if not isinstance(host, str) or not isinstance(port, int) or isinstance(port, bool) \
+                        or not 1 <= port <= 65535:
+                    raise ProtocolError("bad_field", "vmc: host is a string, port 1..65535")
+                # UDP goes to loopback or where the operator allows, to the address checked here
+                address = await self.engine.run(self.engine.vmc_policy.check, host, port, io=True)
+                self._vmc = VMCSender(address, port)
             o["vmc"] = v
         if opts.get("calibrate"):
             self._calibrate_next = True
         if "avatar" in opts or self._avatar is None:
             name = opts.get("avatar", o.get("avatar", "default"))
-            if not isinstance(name, str) or name.startswith("upload:"):
-                raise ProtocolError("bad_field", "avatar: a built-in or photo avatar name (GET /v1/avatars)")
+            try:
+                name = check_avatar_name(name, self.brand_access)  # uploads: only the session's own brand's
+            except ConfigError as exc:
+                raise ProtocolError("bad_field", str(exc)) from None
             if o.get("pixels", True):
-                self._avatar = await self.engine.run(self.engine.avatar, name, io=True)
+                self._avatar = await self.engine.run(self.engine.avatar, name, self.brand_access, io=True)
             o["avatar"] = name
         if self._rig is None:
             self._rig = Rig(self._avatar)
@@ -172,7 +184,7 @@ class AvatarSession(Session):
             packed = pack_frame(kind, seq, timestamp, data, 1 if kind == Kind.WEBP else 0)
             if await self.out.media(packed):
                 self.state.frames_out += 1
-            await self.engine.channels.publish(o.get("channel"), packed)
+            await self.engine.channels.publish(self.channel(o.get("channel")), packed)
         else:
             self.state.frames_out += 1
 

@@ -13,10 +13,11 @@ import contextlib
 import threading
 from typing import Any
 
+from .options import SCHEMAS
 from .protocol import Kind, ProtocolError, pack_frame
 from .sessions import Session, encode_rgba
 
-EMPLOYEE_OPTIONS = {"brand", "key", "size", "fps", "frames", "alpha", "lang"}
+EMPLOYEE_OPTIONS = {"brand", "key", *SCHEMAS["employee"]}  # declared once, in options.py
 MAX_LISTEN_S = 30.0  # one spoken question; longer audio is refused rather than buffered
 _DONE = object()
 

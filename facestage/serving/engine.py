@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,13 +53,20 @@ class Engine:
         self._render = None
         self._tts = None
         self._lock = threading.Lock()
-        self._avatars: OrderedDict[str, Any] = OrderedDict()
+        from .assets import ByteBoundedCache
+
+        # bounded by bytes, not count: one uploaded model can be as large as many built-ins
+        self._avatars = ByteBoundedCache(int(os.environ.get("FACESTAGE_AVATAR_CACHE_MB", "256")) * 2**20)
         self._employees: dict[str, Any] = {}
         self._trackers: dict[int, list[Any]] = {}
         self._closed = False
-        from .sessions import Channels
+        from .channels import Channels
 
         self.channels = Channels()
+        from ..dialogue.outbound import OutboundPolicy
+
+        self.outbound = OutboundPolicy()  # the App installs the operator's policy
+        self.vmc_policy = OutboundPolicy(("loopback",))  # VMC: loopback unless the operator adds hosts
 
     # --------------------------------------------------------------------------------------- lazy parts
     @property
@@ -84,43 +90,50 @@ class Engine:
             return self._tts
 
     def avatar(self, name: str | None, brand: str | None = None):
-        """An avatar by name, cached (building a built-in or photo avatar takes a while the first time)."""
+        """An avatar by *name*, cached (building a built-in or photo avatar takes a while the first time).
+        Names only: a path (``photo:/x.jpg``, ``a.glb``) is refused, whether it came from a client or from a
+        brand's profile."""
         from ..avatar import load_avatar
+        from .assets import check_avatar_name
 
-        name = name or DEFAULT_AVATAR
+        name = check_avatar_name(name or "default", brand)
         if name == "default":
             name = DEFAULT_AVATAR
         key = f"{brand}|{name}" if name.startswith(UPLOAD_PREFIX) else name
         with self._lock:
-            if key in self._avatars:
-                self._avatars.move_to_end(key)
-                return self._avatars[key]
+            cached = self._avatars.get(key)
+            if cached is not None:
+                return cached
         if name.startswith(UPLOAD_PREFIX):
             if not brand:
                 raise InputError("uploaded avatars belong to a brand")
             path = self.upload_dir / brand / name[len(UPLOAD_PREFIX):]
             if not path.is_file():
-                raise InputError(f"uploaded avatar {name!r} is missing; upload it again")
+                raise InputError("the brand's uploaded avatar is missing; upload it again")
             spec: str | Path = f"photo:{path}" if path.suffix.lower() in (".jpg", ".jpeg", ".png") else path
         else:
             spec = name
+        from .assets import nbytes
+
         avatar = load_avatar(spec)
         with self._lock:
-            self._avatars[key] = avatar
-            while len(self._avatars) > 8:  # bounded: each avatar holds vertex buffers
-                self._avatars.popitem(last=False)
+            self._avatars.put(key, avatar, nbytes(avatar))
         return avatar
 
     def employee(self, brand: str):
         """The brand's Employee, rebuilt when its profile changed (retrieval indexes the FAQ)."""
         from ..dialogue import Employee
+        from ..dialogue.llm import OpenAIChatBackend
 
         profile = self.store.get(brand)
         with self._lock:
             cached = self._employees.get(brand)
             if cached is not None and cached.profile.to_dict() == profile.to_dict():
                 return cached
-        emp = Employee(profile)
+        # The backend is built here so it carries the operator's outbound policy (checked and pinned on
+        # every connection), never the permissive library default.
+        backend = OpenAIChatBackend.from_settings(profile.llm, self.outbound) if profile.llm else None
+        emp = Employee(profile, backend=backend)
         with self._lock:
             old = self._employees.get(brand)
             if old is not None:  # keep conversation memory across profile edits
@@ -178,13 +191,24 @@ class Engine:
         os.replace(tmp, folder / name)
         avatar_name = UPLOAD_PREFIX + name
         with self._lock:
-            self._avatars.pop(f"{brand}|{avatar_name}", None)
+            self._avatars.pop(f"{brand}|{avatar_name}")
         try:
             self.avatar(avatar_name, brand)  # validate now: a broken upload is refused, not found later
         except Exception as exc:
             (folder / name).unlink(missing_ok=True)
-            raise InputError(f"cannot make an avatar from {filename}: {exc}") from exc
+            detail = str(exc).replace(str(folder), "the upload").replace(str(self.data_dir), "the server")
+            raise InputError(f"cannot make an avatar from this {suffix} file: {detail}") from None
         return avatar_name
+
+    def delete_uploads(self, brand: str) -> None:
+        import shutil
+
+        folder = self.upload_dir / brand
+        if folder.is_dir() and folder.parent == self.upload_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            for key in [k for k in self._avatars if k.startswith(f"{brand}|")]:
+                self._avatars.pop(key)
 
     def close(self) -> None:
         with self._lock:

@@ -21,13 +21,15 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from ..dialogue.outbound import OutboundRefused
 from ..errors import FacestageError
-from .auth import LOOPBACK_HOSTS, Unauthorized, require_brand
+from .assets import check_avatar_name
+from .auth import Access, Unauthorized, bearer_key, identify, is_local_request, require_brand, require_operator
+from .media import render_image, render_params
 from .protocol import ProtocolError
-from .sessions import render_image, render_params
 
 if TYPE_CHECKING:
-    from .app import App
+    from .context import ServerContext as App
 
 MAX_JSON_BODY = 256 * 1024
 MAX_UPLOAD_BODY = 32 * 1024 * 1024
@@ -109,7 +111,9 @@ async def handle(app: App, req: HTTPRequest) -> Response:
     try:
         return await _route(app, req)
     except Unauthorized as exc:
-        return error_response(exc.status, "unauthorized", exc.message)
+        return error_response(exc.status, "unauthorized" if exc.status == 401 else "forbidden", exc.message)
+    except OutboundRefused as exc:
+        return error_response(403, "outbound_refused", str(exc))
     except ProtocolError as exc:
         return error_response(413 if exc.code == "too_large" else 400, exc.code, exc.message)
     except FacestageError as exc:
@@ -135,6 +139,13 @@ async def _route(app: App, req: HTTPRequest) -> Response:
 
         return make_response(200, {"avatars": list_avatars()})
     if m == "POST" and p == "/v1/render":
+        if not app.security.open_media:  # rendering costs CPU: keyed like the media sessions
+            brand = (req.query.get("brand") or [None])[0]
+            access = await engine.run(identify, app, bearer_key(req.headers), brand,
+                                      is_local_request(req.remote, req.headers), io=True)
+            if not (access.operator or access.brand):
+                raise Unauthorized(401, "this server needs a key for rendering: 'Authorization: Bearer KEY' "
+                                   "(a brand key with ?brand=ID)")
         body = _json_body(req)
         if not isinstance(body, dict):
             raise ProtocolError("bad_json", "POST /v1/render takes a JSON object (see docs/server.md)")
@@ -143,8 +154,9 @@ async def _route(app: App, req: HTTPRequest) -> Response:
         return make_response(200, data, CONTENT_TYPES[params["format"]],
                              {"X-Width": str(w), "X-Height": str(h)})
     if m == "GET" and p == "/v1/demo":
-        # The demo brand's key is handed out to this machine only: enough for `make run` + the console.
-        if req.remote not in LOOPBACK_HOSTS:
+        # The demo brand's key is handed out to this machine only (local trust): enough for `make run` and
+        # the console; a server that does not trust local requests never hands it out.
+        if not (app.security.trust_local and is_local_request(req.remote, req.headers)) or not app.demo_brand:
             raise Unauthorized(403, "the demo key is only available from this machine")
         return make_response(200, {"brand": app.demo_brand, "key": app.demo_key})
     if parts[:2] == ["v1", "brands"]:
@@ -158,45 +170,69 @@ async def _route(app: App, req: HTTPRequest) -> Response:
     return error_response(404, "not_found", f"no route for {m} {p}; see docs/server.md")
 
 
+def _check_outbound(app: App, body: dict, brand: str | None = None) -> None:
+    """A brand's LLM URL must be somewhere the operator allows; refused at save time (and again, pinned,
+    at every connection). Its avatar must be a name, never a path."""
+    if "avatar" in body:
+        check_avatar_name(body["avatar"], brand or body.get("id") if isinstance(body.get("id"), str) else brand,
+                          "profile.avatar")
+    llm = body.get("llm")
+    if isinstance(llm, dict) and isinstance(llm.get("base_url"), str):
+        app.security.outbound.check_url(llm["base_url"])
+
+
 async def _brands(app: App, req: HTTPRequest, rest: list[str]) -> Response:
     engine, store = app.engine, app.engine.store
     run = engine.run
+    brand = rest[0] if rest else None
+    access: Access = await run(identify, app, bearer_key(req.headers), brand,
+                               is_local_request(req.remote, req.headers), io=True)
     if not rest:
+        require_operator(access)
+        if req.method == "GET":
+            return make_response(200, {"brands": await run(store.ids, io=True)})
         if req.method != "POST":
-            return error_response(405, "method_not_allowed", "POST /v1/brands creates a brand; "
-                                  "GET /v1/brands/ID reads one (with its key)")
+            return error_response(405, "method_not_allowed", "POST /v1/brands creates a brand, GET lists them "
+                                  "(operator key); GET /v1/brands/ID reads one")
         body = _json_body(req)
         if not isinstance(body, dict):
             raise ProtocolError("bad_json", "POST /v1/brands takes a profile object")
         if isinstance(body.get("id"), str) and await run(store.exists, body["id"], io=True):
             return error_response(409, "exists", f"brand {body['id']!r} already exists; choose another id")
+        await run(_check_outbound, app, body, io=True)
         profile = await run(store.create, body, io=True)
         key = await run(store.create_key, profile.id, io=True)
-        return make_response(201, {"profile": profile.to_dict(), "key": key})
-    brand = rest[0]
-    await run(require_brand, store, brand, req.headers, io=True)
+        return make_response(201, {"profile": profile.public_dict(), "key": key})
+    assert brand is not None
+    require_brand(access, brand)
+    if not await run(store.exists, brand, io=True):  # only the operator gets here for a missing brand
+        return error_response(404, "not_found", f"no brand {brand!r}")
     if len(rest) == 1:
         if req.method == "GET":
-            return make_response(200, {"profile": (await run(store.get, brand, io=True)).to_dict()})
+            return make_response(200, {"profile": (await run(store.get, brand, io=True)).public_dict()})
         if req.method == "PUT":
             body = _json_body(req)
             if not isinstance(body, dict):
                 raise ProtocolError("bad_json", "PUT /v1/brands/ID takes an object of profile fields")
+            await run(_check_outbound, app, body, brand, io=True)
             profile = await run(store.update, brand, body, io=True)
             engine.forget_employee(brand)
-            return make_response(200, {"profile": profile.to_dict()})
+            return make_response(200, {"profile": profile.public_dict()})
         if req.method == "DELETE":
+            require_operator(access)
             await run(store.delete, brand, io=True)
             engine.forget_employee(brand)
+            await run(engine.delete_uploads, brand, io=True)
             return make_response(200, {"deleted": brand})
     elif rest[1:] == ["avatar"] and req.method == "POST":
-        if len(req.body) > MAX_UPLOAD_BODY:
-            raise ProtocolError("too_large", f"uploads are limited to {MAX_UPLOAD_BODY // 2**20} MB")
+        limit = app.security.limits.upload_bytes
+        if len(req.body) > limit:
+            raise ProtocolError("too_large", f"uploads are limited to {limit // 2**20} MB")
         filename = (req.query.get("filename") or [""])[0]
         name = await run(engine.save_upload, brand, filename, req.body, io=True)
         profile = await run(store.update, brand, {"avatar": name}, io=True)
         engine.forget_employee(brand)
-        return make_response(200, {"avatar": name, "profile": profile.to_dict()})
+        return make_response(200, {"avatar": name, "profile": profile.public_dict()})
     elif rest[1:] == ["key"] and req.method == "POST":
         return make_response(200, {"brand": brand, "key": await run(store.create_key, brand, io=True)})
     return error_response(404, "not_found", f"no route for {req.method} {req.path}")

@@ -1,0 +1,190 @@
+"""Session base class and the Outbox every session sends through.
+
+A session gets JSON control messages (already validated by ``protocol.parse_message`` and the option
+schema) and binary frames (already unpacked) from the connection, does its CPU work on the engine's thread
+pool, and sends through ``Outbox`` which drops media when the client is not reading (memory stays flat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from websockets.exceptions import ConnectionClosed
+
+from ..errors import FacestageError
+from .protocol import Frame, Kind, ProtocolError, dumps, is_jpeg
+from .state import LatestSlot, SessionState
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("facestage.server")
+SEND_BUFFER_LIMIT = 256 * 1024  # bytes queued in the socket before media frames are dropped
+STATS_EVERY_S = 1.0
+
+
+class Outbox:
+    """Sends for a session. Control messages always go out; media is dropped while the socket is backed up."""
+
+    def __init__(self, send: Callable[[str | bytes], Awaitable[None]], buffered: Callable[[], int]) -> None:
+        self._send = send
+        self._buffered = buffered
+        self.dropped = 0
+        self._pending: asyncio.Task | None = None
+
+    async def control(self, msg: dict[str, Any]) -> None:
+        await self._send(dumps(msg))
+
+    async def always(self, data: bytes) -> None:
+        """Media that must not be dropped (a render result, reply audio): waits for the socket instead."""
+        await self._send(data)
+
+    async def media(self, data: bytes) -> bool:
+        """Send unless the socket is backed up; waits while the socket drains (backpressure on this session)."""
+        if self._buffered() > SEND_BUFFER_LIMIT:
+            self.dropped += 1
+            return False
+        await self._send(data)
+        return True
+
+    def offer(self, data: bytes | str) -> bool:
+        """Send without ever waiting: for fan-out, where one slow watcher must not slow the publisher.
+        At most one frame is pending per watcher; anything else is dropped."""
+        if (self._pending is not None and not self._pending.done()) or self._buffered() > SEND_BUFFER_LIMIT:
+            self.dropped += 1
+            return False
+        self._pending = asyncio.ensure_future(self._send_quietly(data))
+        return True
+
+    async def _send_quietly(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(data)
+
+
+class Session:
+    """Base: message/frame dispatch, a latest-frame worker, stats and the checkpointable state."""
+
+    kind = ""
+    scope = "open"  # the credential's principal: channels and uploads are namespaced by it
+    brand_access: str | None = None  # the brand whose uploads this session may use
+
+    def __init__(self, engine: Engine, out: Outbox, state: SessionState) -> None:
+        self.engine = engine
+        self.out = out
+        self.state = state
+        if not state.session_id:
+            state.session_id = uuid.uuid4().hex[:12]
+        self.slot: LatestSlot[Frame] = LatestSlot()
+        self._worker: asyncio.Task | None = None
+        self._proc_ms: list[float] = []
+        self._last_stats = time.monotonic()
+        self._frames_at_stats = 0
+        self._tracker = None
+        self._tracker_lock = threading.Lock()
+        self._closing = False
+
+    # The tracker comes from the engine's pool and goes back on close. A frame may still be running on a
+    # worker thread when the session closes, so both sides take the lock: a tracker is never returned
+    # to the pool (and handed to another session) while it is in use.
+    def track(self, max_faces: int, img: np.ndarray, t: float) -> list:
+        with self._tracker_lock:
+            if self._closing:
+                raise ProtocolError("closed", "the session is closing")
+            if self._tracker is None:
+                self._tracker = self.engine.acquire_tracker(max_faces)
+            return self._tracker.track(img, t)
+
+    def _release_tracker(self) -> None:
+        with self._tracker_lock:
+            self._closing = True
+            tracker, self._tracker = self._tracker, None
+        if tracker is not None:
+            self.engine.release_tracker(tracker)
+
+    async def start(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Validate options and set up; returns extra fields for the "started" reply."""
+        return {}
+
+    async def after_start(self) -> None:
+        """Called once the client has the "started" reply (a session may send a first frame here)."""
+
+    async def on_message(self, msg: dict[str, Any]) -> None:
+        raise ProtocolError("unsupported", f"message type {msg['type']!r} is not used by a {self.kind} session")
+
+    async def on_frame(self, frame: Frame) -> None:
+        if frame.kind != Kind.JPEG:
+            raise ProtocolError("unsupported", f"a {self.kind} session takes JPEG frames (kind 1), "
+                                f"not kind {frame.kind}")
+        if not is_jpeg(frame.payload):
+            raise ProtocolError("bad_image", "frame payload is not a JPEG image (it must start with FF D8 FF)")
+        self.state.frames_in += 1
+        self.enqueue(frame)
+
+    def enqueue(self, item: Any) -> None:
+        """Hand an input to the worker; an unprocessed older one is dropped (latest wins)."""
+        if self.slot.put(item):
+            self.state.dropped_in += 1
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work_loop(), name=f"{self.kind}-worker")
+
+    async def process(self, frame: Frame) -> None:
+        """Handle one camera frame (called by the worker, one at a time)."""
+
+    async def _work_loop(self) -> None:
+        while True:
+            frame = await self.slot.get()
+            if frame is None:
+                return
+            t0 = time.perf_counter()
+            seq = getattr(frame, "seq", None)
+            try:
+                await self.process(frame)
+            except ProtocolError as exc:
+                await self.out.control({"type": "error", "code": exc.code, "message": exc.message, "seq": seq})
+            except FacestageError as exc:
+                await self.out.control({"type": "error", "code": "bad_input", "message": str(exc), "seq": seq})
+            except ConnectionClosed:
+                return
+            except Exception:  # noqa: BLE001 - a bug on one frame must not stop the session
+                log.exception("%s session: frame %s failed", self.kind, seq)
+                await self.out.control({"type": "error", "code": "internal", "seq": seq,
+                                        "message": "internal error (logged on the server)"})
+            self._proc_ms.append((time.perf_counter() - t0) * 1000)
+            await self._maybe_stats()
+
+    async def _maybe_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats < STATS_EVERY_S:
+            return
+        n = self.state.frames_out - self._frames_at_stats
+        ms = sorted(self._proc_ms) or [0.0]
+        await self.out.control({"type": "stats", "fps": round(n / (now - self._last_stats), 1),
+                                "proc_ms": round(ms[len(ms) // 2], 1), "frames_in": self.state.frames_in,
+                                "frames_out": self.state.frames_out, "dropped_in": self.state.dropped_in,
+                                "dropped_out": self.out.dropped})
+        self._last_stats, self._frames_at_stats, self._proc_ms = now, self.state.frames_out, []
+
+    def channel(self, name: str | None) -> str | None:
+        """The channel as other sessions of the same credential see it (brand A cannot watch brand B)."""
+        return None if name is None else f"{self.scope}|{name}"
+
+    def checkpoint(self) -> dict[str, Any]:
+        self.state.dropped_out = self.out.dropped
+        return self.state.to_dict()
+
+    async def close(self) -> None:
+        self.slot.close()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._worker
+        if self._tracker is not None:
+            await self.engine.run(self._release_tracker)
