@@ -12,7 +12,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export GLOG_minloglevel := 2
 
-.PHONY: install install-test run test lint lock bench readme-figures gallery clean
+.PHONY: install install-test run test lint fuzz lock bench readme-figures gallery clean
 
 install: $(RUN_STAMP)
 
@@ -51,6 +51,10 @@ test: install-test
 
 lint: install-test
 	$(PY) -m ruff check facestage tests examples
+
+# The property-based suite with 20x the examples the default run uses (~7 minutes here).
+fuzz: install-test
+	FACESTAGE_FUZZ_EXAMPLES=20 $(PY) -m pytest -q tests/test_fuzz.py
 
 lock:
 	bash scripts/lock.sh
