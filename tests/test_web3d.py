@@ -105,3 +105,65 @@ def test_studio_renders_the_avatar_in_the_browser_from_weights(studio):
     assert r > g > b and r > 120, (r, g, b)
     assert page.locator("#fps").inner_text().endswith("fps")
     assert not errors, errors
+
+
+def test_obs_output_page_draws_the_avatar_with_transparency(studio, env):
+    srv, browser = env  # the studio above streams weights on channel "main"
+    out, errors = new_page(browser, 320, 240)
+    out.goto(srv.url + "/output.html?channel=main&avatar=ava")
+    out.wait_for_function("window.fsOutput.weights > 5 && window.fsAvatar3d.ready && window.fsAvatar3d.framesRendered > 3",
+                          timeout=90_000)
+    assert out.evaluate("getComputedStyle(document.body).backgroundColor") == "rgba(0, 0, 0, 0)"
+    rgba = shot_rgba(out)
+    cv2.imwrite(str(SHOTS / "output-avatar-3d.png"), rgba)
+    h, w = rgba.shape[:2]
+    alpha = rgba[:, :, 3]
+    assert alpha[:, : w // 8].max() == 0 and alpha[:, -w // 8:].max() == 0  # transparent beside the avatar
+    assert alpha[: h // 8, : w // 8].max() == 0  # nothing drawn above the head in the corner
+    assert (alpha[:, int(w * 0.4):int(w * 0.6)] == 255).mean() > 0.5  # the avatar itself is opaque (head moves)
+    # a dropped socket: the page reconnects to the channel and keeps drawing
+    before = out.evaluate("window.fsOutput.weights")
+    out.evaluate("window.fsOutput.conn.ws.close()")
+    out.wait_for_function(f"window.fsOutput.reconnects >= 1 && window.fsOutput.weights > {before + 5}", timeout=30_000)
+    assert not errors, errors
+    out.close()
+
+
+def test_xr_page_immersive_session_with_the_employee_answering(env):
+    srv, browser = env
+    page, errors = new_page(browser, 320, 240)
+    page.goto(srv.url + "/xr.html?emulate=quest3")
+    page.wait_for_function("window.fsXR && window.fsXR.employee && window.fsAvatar3d.ready", timeout=90_000)
+    assert page.evaluate("window.fsXR.offered['immersive-vr']") is True
+    page.click("#enter-vr")
+    page.wait_for_function("window.fsXR.state === 'immersive' && window.fsXR.views === 2", timeout=30_000)
+    start = page.evaluate("window.fsXR.framesRendered")
+    page.wait_for_function(f"window.fsXR.framesRendered >= {start + 60}", timeout=60_000)
+    assert page.evaluate("window.fsXR.mode") == "immersive-vr"
+    page.fill("#q", "What are your store opening hours?")
+    page.click("#ask")
+    page.wait_for_function("window.fsXR.repliesEnded > 0 && window.fsXR.mouthWhileSpeaking.length > 20", timeout=120_000)
+    page.wait_for_timeout(1500)  # let the audio play on while the mouth is sampled
+    st = page.evaluate("({r: fsXR.replies, a: fsXR.audioChunks, m: fsXR.mouthWhileSpeaking, v: fsXR.views, e: fsXR.error})")
+    assert any("8 am" in r or "open" in r.lower() for r in st["r"]), st["r"]
+    assert st["a"] >= 1 and st["v"] == 2
+    assert max(st["m"]) > 0.2 and max(st["m"]) - min(st["m"]) > 0.15, st["m"][:40]  # the mouth moves with the voice
+    assert not errors, errors
+    page.close()
+
+
+def test_bad_input_shows_a_message_and_the_page_keeps_working(env):
+    srv, browser = env
+    # no WebXR device (plain headless Chromium) and an avatar that does not exist: inline view, visible messages
+    page, errors = new_page(browser, 320, 240)
+    page.goto(srv.url + "/xr.html?avatar=nobody")
+    page.wait_for_function("window.fsXR && window.fsXR.employee && window.fsAvatar3d.error", timeout=60_000)
+    assert page.evaluate("window.fsXR.state") == "inline"
+    assert "could not load the avatar" in page.inner_text("#msg")
+    assert not page.is_visible("#enter-vr")
+    # the employee still answers in text and voice without a body
+    page.fill("#q", "Are you open on Sundays?")
+    page.click("#ask")
+    page.wait_for_function("window.fsXR.repliesEnded > 0 && window.fsXR.audioChunks > 0", timeout=120_000)
+    assert not errors, errors
+    page.close()

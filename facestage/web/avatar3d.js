@@ -10,7 +10,8 @@ const NECK_SHARE = 0.3;  // as the server's Rig: the neck takes 30 % of the head
 const SMOOTH_S = 0.03;   // display-rate interpolation: weights ease toward the newest packet (τ = 30 ms)
 
 export class Avatar3D {
-  // canvas: a <canvas>; opts.framing "head" (head and shoulders) or "body"; opts.xr: the renderer is handed to WebXR.
+  // canvas: a <canvas>; opts.framing "head" (head and shoulders), "body", or "none" (the caller places the camera);
+  // opts.xr: the renderer is handed to WebXR.
   constructor(canvas, { framing = "head", xr = false, hooks = true } = {}) {
     this.canvas = canvas; this.framing = framing;
     this.renderer = new THREE.WebGLRenderer({ canvas, alpha: true, antialias: true, premultipliedAlpha: true });
@@ -43,10 +44,10 @@ export class Avatar3D {
   }
 
   // Load a model; resolves true, or false with stats.error set (the caller shows it and keeps the page alive).
-  async load(url) {
+  async load(url, headers = {}) {
     this.stats.ready = false; this.stats.error = null;
     try {
-      const loader = new GLTFLoader();
+      const loader = new GLTFLoader().setRequestHeader(headers);
       loader.register((parser) => new VRMLoaderPlugin(parser));
       const gltf = await loader.loadAsync(url);
       this._dispose();
@@ -167,7 +168,7 @@ export class Avatar3D {
 
   // Head-and-shoulders or full body, from the head bone (VRM) or the bounding box (GLB).
   frame() {
-    if (!this.model || this.renderer.xr.isPresenting) return;
+    if (!this.model || this.renderer.xr.isPresenting || this.framing === "none") return;
     this.model.updateMatrixWorld(true);
     const box = new THREE.Box3().setFromObject(this.model), c = box.getCenter(new THREE.Vector3());
     const headNode = this.vrm && this.vrm.humanoid.getNormalizedBoneNode("head");
