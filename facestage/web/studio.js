@@ -8,7 +8,7 @@ const S = window.fsStudio = {
   mode: "effects", config: {}, catalog: {}, presets: {}, avatar: "ava", seq: 0, inflight: 0, framesShown: 0,
   lastLatency: null, trackLabel: "", sent: new Map(), lastPair: null, faces: new Map(), stats: null, errors: [],
   recording: null, clipBytes: 0, render: params.get("render") === "server" ? "server" : "client", weightsIn: 0,
-  weightBytes: 0, imageBytes: 0, skipped: {},
+  weightBytes: 0, imageBytes: 0, skipped: {}, latencies: [],
 };
 const fpsEMA = new EMA(0.1), latEMA = new EMA(0.1);
 let lastShown = 0, warmup = 3;  // the first frames of a session include model loading: not shown in the readout
@@ -36,6 +36,7 @@ conn.onFrame(async (f) => {
   $("#empty").classList.add("hidden");
   const t = now();
   S.lastLatency = t - f.timestamp;
+  S.latencies.push(S.lastLatency); if (S.latencies.length > 300) S.latencies.shift();
   if (warmup > 0) warmup--;
   else {
     $("#lat").textContent = `${Math.round(latEMA.add(S.lastLatency))} ms`;
