@@ -28,7 +28,7 @@ export class Avatar3D {
     this.mouth = null; this.lookTarget = null; this.clock = new THREE.Timer(); this.onFrame = null;
     this.pending = [];  // packet timestamps not drawn yet: glass-to-glass latency is measured when they are
     this.stats = { ready: false, error: null, framesRendered: 0, weightsApplied: 0, packets: 0, lastWeights: {},
-                   latency: null, latencies: [], fps: null, kind: null };
+                   latency: null, latencies: [], fps: null, kind: null, slow: false };
     if (hooks) window.fsAvatar3d = this.stats;
     this._resize();
     new ResizeObserver(() => this._resize()).observe(canvas);
@@ -189,6 +189,9 @@ export class Avatar3D {
       // Nothing moving (weights settled, no speech, not in XR): skip the frame. Software GL (SwiftShader) and
       // phones then spend the CPU on tracking and encoding instead of redrawing the same picture.
       if (this.model && !xrFrame && !this.mouth && !this.lookTarget && !this.dirty && this._settled()) return;
+      // A renderer that cannot keep 30 fps (software GL) draws only when a packet arrives: interpolation frames
+      // would take the CPU the camera capture and the server need. this.slow comes from the measured draw rate.
+      if (this.slow && this.model && !xrFrame && !this.mouth && !this.lookTarget && !this.dirty) return;
       this.dirty = false;
       if (this.model) {
         this._blend(dt); this._apply();
@@ -205,6 +208,7 @@ export class Avatar3D {
       }
       if (last !== null && time > last) s.fps = s.fps === null ? 1000 / (time - last) : s.fps + 0.05 * (1000 / (time - last) - s.fps);
       last = time;
+      if (!this.slow && s.framesRendered > 60 && s.fps < 24 && !this.renderer.xr.isPresenting) this.slow = s.slow = true;  // sticky
     });
   }
 }
