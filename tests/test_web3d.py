@@ -135,6 +135,13 @@ def test_xr_page_immersive_session_with_the_employee_answering(env):
     page.goto(srv.url + "/xr.html?emulate=quest3")
     page.wait_for_function("window.fsXR && window.fsXR.employee && window.fsAvatar3d.ready", timeout=90_000)
     assert page.evaluate("window.fsXR.offered['immersive-vr']") is True
+    page.wait_for_timeout(500)
+    rgba = shot_rgba(page)  # inline view before entering: the employee's face fills the middle, eyes on us
+    cv2.imwrite(str(SHOTS / "xr-inline.png"), rgba)
+    h, w = rgba.shape[:2]
+    face = rgba[int(h * 0.3):int(h * 0.6), int(w * 0.42):int(w * 0.58)]
+    b, g, r = (float(face[:, :, i].mean()) for i in range(3))
+    assert r > g > b and r > 120, (r, g, b)
     page.click("#enter-vr")
     page.wait_for_function("window.fsXR.state === 'immersive' && window.fsXR.views === 2", timeout=30_000)
     start = page.evaluate("window.fsXR.framesRendered")

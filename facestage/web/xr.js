@@ -4,6 +4,7 @@
 //   /xr.html?brand=ID&key=fs_…     another brand's employee
 //   /xr.html?mirror=main&avatar=kai your avatar, driven by the studio streaming on channel "main"
 //   …&emulate=quest3               Meta's IWER emulator (desktop preview, tests)
+import * as THREE from "three";
 import { Connection, Kind, getJSON } from "./fs.js";
 import { Avatar3D } from "./avatar3d.js";
 
@@ -38,6 +39,7 @@ av.onFrame = (time, xrFrame) => {
   }
 };
 av.start();
+X.avatar = av;  // for debugging from the console
 
 // ------------------------------------------------------------------------------------------ XR sessions
 async function offer() {
@@ -67,7 +69,18 @@ X.enter = enter;
 const avatarURL = (name) => `/v1/avatars/${encodeURIComponent(name.replace(/^(photo|upload):/, "$1-"))}.${name.startsWith("photo:") ? "glb" : "vrm"}`;
 async function loadAvatar(name, brand, key) {
   const url = avatarURL(name) + (name.startsWith("upload:") ? `?brand=${encodeURIComponent(brand)}` : "");
-  if (!(await av.load(url, key ? { Authorization: `Bearer ${key}` } : {}))) say(av.stats.error, true);
+  if (!(await av.load(url, key ? { Authorization: `Bearer ${key}` } : {}))) return say(av.stats.error, true);
+  place();
+}
+// Real scale (VRMs are in metres). A full body already stands on the floor; a bust (our built-ins have their
+// origin at the head) is lifted so its eyes are at a standing adult's eye height.
+function place() {
+  av.root.position.y = 0; av.root.updateMatrixWorld(true);
+  const box = new THREE.Box3().setFromObject(av.model);
+  if (Math.abs(box.min.y) < 0.05) return;
+  const head = av.vrm && av.vrm.humanoid.getNormalizedBoneNode("head");
+  const y = head ? head.getWorldPosition(new THREE.Vector3()).y + 0.08 : box.max.y - 0.12;  // eyes ~8 cm above the head bone
+  av.root.position.y = 1.55 - y;
 }
 
 let audio = null, pending = [];
@@ -97,7 +110,8 @@ async function employee() {
   });
   conn.on("started", (m) => {
     X.employee = m.name;
-    const ready = `${m.name} (${m.company}) is listening: type a question or press Talk.`;
+    const inline = !X.offered["immersive-vr"] && !X.offered["immersive-ar"] ? " (No immersive mode here: 3D view on the page.)" : "";
+    const ready = `${m.name} (${m.company}) is listening: type a question or press Talk.${inline}`;
     say(av.stats.error ? `${av.stats.error} · ${ready}` : ready, !!av.stats.error);  // a missing body stays visible
   });
   conn.on("error", (m) => say(m.message, true));
@@ -129,7 +143,7 @@ let mic = null;
 async function toggleTalk() {
   if (!X.conn || params.get("mirror")) return;
   audio ||= new AudioContext(); audio.resume();
-  if (mic) { mic.stop(); mic = null; X.conn.send({ type: "listen_end" }); $("#talk").textContent = "🎤 Talk"; return; }
+  if (mic) { mic.stop(); mic = null; X.conn.send({ type: "listen_end" }); $("#talk").textContent = "Talk"; return; }
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
     const src = audio.createMediaStreamSource(stream), proc = audio.createScriptProcessor(4096, 1, 1);
@@ -142,7 +156,7 @@ async function toggleTalk() {
     };
     src.connect(proc); proc.connect(audio.destination);
     mic = { stop: () => { proc.disconnect(); src.disconnect(); stream.getTracks().forEach((t) => t.stop()); } };
-    $("#talk").textContent = "■ Stop";
+    $("#talk").textContent = "Stop talking";
   } catch (e) { say(`Microphone unavailable: ${e.message}`, true); }
 }
 $("#talk").onclick = toggleTalk;
