@@ -24,6 +24,13 @@ pytestmark = [pytest.mark.browser,
 SHOTS = Path(os.environ.get("FACESTAGE_SHOTS", "/tmp/facestage-shots"))
 
 
+# The jawOpen influence on the skin mesh three.js draws (ARKit index 24 if the targets are unnamed).
+SKIN_JAW_JS = """(() => { let v = null; window.fsStudio.av.model.traverse((o) => {
+  if (v === null && o.isMesh && o.morphTargetInfluences && o.name.toLowerCase().includes('skin')) {
+    const d = o.morphTargetDictionary || {}; v = o.morphTargetInfluences['jawOpen' in d ? d.jawOpen : 24]; } });
+  return v; })()"""
+
+
 def talking_clip(path: Path, frames: int = 150) -> Path:
     """The carphone clip (a man talking: the jaw opens and closes) scaled to 640x480 for the fake webcam."""
     clip = [cv2.resize(f, (640, 480), interpolation=cv2.INTER_CUBIC) for f in testdata.carphone_frames(frames)]
@@ -85,17 +92,19 @@ def test_studio_renders_the_avatar_in_the_browser_from_weights(studio):
     assert page.evaluate("window.fsAvatar3d.kind") == "vrm"
     # weights only downstream: no image frames in client mode, ~126 bytes per frame
     start = page.evaluate("({w: fsStudio.weightsIn, b: fsStudio.weightBytes, i: fsStudio.imageBytes})")
-    jaw = []
+    jaw, morph = [], []
     for _ in range(30):  # 3 s of the man talking
         page.wait_for_timeout(100)
         jaw.append(page.evaluate("window.fsAvatar3d.lastWeights.jawOpen"))
+        morph.append(page.evaluate(SKIN_JAW_JS))
     end = page.evaluate("({w: fsStudio.weightsIn, b: fsStudio.weightBytes, i: fsStudio.imageBytes, "
                         "a: fsAvatar3d.weightsApplied, f: fsAvatar3d.framesRendered})")
     packets = end["w"] - start["w"]
     assert packets > 10 and end["i"] == start["i"], (start, end)
     assert (end["b"] - start["b"]) / packets <= 130
     assert end["a"] > 30 and end["f"] > 30
-    assert max(jaw) - min(jaw) > 0.05, jaw  # the talking mouth moves the jaw morph in the scene
+    assert max(jaw) - min(jaw) > 0.05, jaw  # the talking mouth moves the jaw weight…
+    assert max(morph) - min(morph) > 0.05, morph  # …and the skin mesh's jawOpen morph target in the scene
     # the avatar is drawn: skin tone in the head region of the 3D canvas ("ava": light skin)
     rgba = shot_rgba(page, "#out3d")
     page.screenshot(path=str(SHOTS / "studio-avatar-3d.png"))
