@@ -134,6 +134,7 @@ def test_avatar_mode_shows_the_avatar(studio, env):
     srv, browser, _ = env
     page, _ = studio
     page.click("#mode-avatar")
+    page.select_option("#render", "server")  # this test is about server rendering; tests/test_web3d.py: the default
     pair = pair_after(page, 0, mode="avatar")
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "studio-avatar.png"))

@@ -15,6 +15,7 @@ BENCHES = {
     "avatar": "solve + deform + render + JPEG per frame at 512x512, moderngl vs pyrender",
     "speech": "question to first audio, TTS real-time factor, retrieval latency",
     "server": "concurrent 640x480 effect streams at 30 fps and the latency the server adds",
+    "browser": "studio avatar mode in Chromium: client-rendered (three-vrm) vs server-rendered fps, latency, bytes",
 }
 
 

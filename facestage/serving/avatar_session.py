@@ -173,7 +173,10 @@ class AvatarSession(Session):
                                     **state.to_json(), "pose": {"yaw": ypr[0], "pitch": ypr[1], "roll": ypr[2]}})
         elif o.get("weights") == "binary":
             vec = np.array([state.blendshapes.get(k, 0.0) for k in ARKIT_NAMES] + list(ypr), "<f2")
-            await self.out.media(pack_frame(Kind.WEIGHTS, seq, timestamp, vec.tobytes()))
+            packed = pack_frame(Kind.WEIGHTS, seq, timestamp, vec.tobytes())
+            await self.out.media(packed)
+            if not o.get("pixels", True):  # watchers (the OBS page) draw the avatar themselves
+                await self.engine.channels.publish(o.get("channel"), packed)
         if o.get("pixels", True) and self._avatar is not None:
             bg = None if o.get("alpha", True) else (o.get("background") or (0, 0, 0))
             if o.get("background") is not None:

@@ -124,6 +124,10 @@ async def _route(app: App, req: HTTPRequest) -> Response:
     engine = app.engine
     m, p = req.method, req.path.rstrip("/") or "/"
     parts = [x for x in p.split("/") if x]
+    from . import web_assets  # /vendor/… (npm packages) and /v1/avatars/NAME.vrm|glb for browser rendering
+
+    if (resp := await web_assets.handle(app, req)) is not None:
+        return resp
     if m == "GET" and p == "/healthz":
         return make_response(200, {"ok": True, "version": 1, "sessions": len(app.sessions),
                                    "connections": app.connections, "threads": threading.active_count(),

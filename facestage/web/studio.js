@@ -7,11 +7,16 @@ const channel = params.get("channel") || "main";
 const S = window.fsStudio = {
   mode: "effects", config: {}, catalog: {}, presets: {}, avatar: "ava", seq: 0, inflight: 0, framesShown: 0,
   lastLatency: null, trackLabel: "", sent: new Map(), lastPair: null, faces: new Map(), stats: null, errors: [],
-  recording: null, clipBytes: 0,
+  recording: null, clipBytes: 0, render: params.get("render") === "server" ? "server" : "client", weightsIn: 0,
+  weightBytes: 0, imageBytes: 0, skipped: {}, latencies: [],
 };
 const fpsEMA = new EMA(0.1), latEMA = new EMA(0.1);
 let lastShown = 0, warmup = 3;  // the first frames of a session include model loading: not shown in the readout
-const out = $("#out"), cam = $("#cam"), grab = document.createElement("canvas");
+const out = $("#out"), cam = $("#cam");
+// Frames are encoded with the synchronous toDataURL on a CPU canvas: toBlob/convertToBlob run on low-priority
+// threads that a page drawing a WebGL avatar on a busy CPU starves (measured with SwiftShader on 2 cores:
+// 1.3 s per frame; toDataURL: a few ms).
+const grab = document.createElement("canvas"), grabCtx = grab.getContext("2d", { willReadFrequently: true });
 
 const conn = new Connection({
   onOpen: () => { setStatus(true, "connected"); startSession(); },
@@ -23,12 +28,15 @@ conn.on("faces", (m) => { S.faces.set(m.seq, m); if (S.faces.size > 8) S.faces.d
 conn.on("started", (m) => { S.session = m; S.activeMode = m.session; latEMA.v = null; fpsEMA.v = null; lastShown = 0; warmup = 3; });
 conn.onFrame(async (f) => {
   S.inflight = Math.max(0, S.inflight - 1);
+  if (f.kind === Kind.WEIGHTS) return onWeights(f);
   if (f.kind !== Kind.JPEG && f.kind !== Kind.WEBP) return;
+  S.imageBytes += f.payload.byteLength + 16;
   const mode = S.activeMode;  // read before any await: "started" of a new mode may arrive meanwhile
   await drawEncoded(out, f.kind, f.payload);
   $("#empty").classList.add("hidden");
   const t = now();
   S.lastLatency = t - f.timestamp;
+  S.latencies.push(S.lastLatency); if (S.latencies.length > 300) S.latencies.shift();
   if (warmup > 0) warmup--;
   else {
     $("#lat").textContent = `${Math.round(latEMA.add(S.lastLatency))} ms`;
@@ -46,7 +54,9 @@ function sessionOptions() {
   // One streamer: max_faces 1 spares the face detector on every frame (~25 % of tracking).
   if (S.mode === "effects") return { effects: S.config, faces: true, channel, max_faces: 1 };
   const bg = $("#bg").value;
-  return { avatar: S.avatar, size: 480, alpha: !bg, background: bg || null, channel, expression: $("#expr").value };
+  // Client rendering: the server only tracks and retargets; this browser draws the avatar (avatar3d.js).
+  if (S.render === "client") return { avatar: S.avatar, pixels: false, weights: "binary", channel, expression: $("#expr").value };
+  return { pixels: true, weights: false, avatar: S.avatar, size: 480, alpha: !bg, background: bg || null, channel, expression: $("#expr").value };
 }
 function startSession() { conn.send({ type: "start", session: S.mode, options: sessionOptions() }); }
 
@@ -67,13 +77,16 @@ async function startCamera() {
 let encoding = false;
 async function sendFrame() {
   // At most two frames in flight and little queued in the socket: the server works on fresh frames only.
-  if (encoding || !conn.ready || cam.readyState < 2 || S.inflight >= 2 || conn.buffered > 256 * 1024) return;
+  const why = encoding ? "encoding" : !conn.ready ? "socket" : cam.readyState < 2 ? "camera" : S.inflight >= 2 ? "inflight" : conn.buffered > 256 * 1024 ? "buffered" : null;
+  if (why) { S.skipped[why] = (S.skipped[why] || 0) + 1; return; }  // readable in devtools: why frames are not sent
   encoding = true;
   try {
-    grab.width = cam.videoWidth; grab.height = cam.videoHeight;
-    grab.getContext("2d").drawImage(cam, 0, 0);
-    const blob = await new Promise((r) => grab.toBlob(r, "image/jpeg", 0.85));
-    const buf = await blob.arrayBuffer();
+    if (grab.width !== cam.videoWidth || grab.height !== cam.videoHeight) { grab.width = cam.videoWidth; grab.height = cam.videoHeight; }
+    grabCtx.drawImage(cam, 0, 0);
+    const b64 = grab.toDataURL("image/jpeg", 0.85);
+    const bin = atob(b64.slice(b64.indexOf(",") + 1)), bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    const buf = bytes.buffer;
     const seq = ++S.seq;
     S.sent.set(seq, buf);
     if (S.sent.size > 8) S.sent.delete(S.sent.keys().next().value);
@@ -169,7 +182,44 @@ async function loadAvatars() {
   markAvatar();
 }
 function markAvatar() { for (const b of document.querySelectorAll("#avatars button")) b.classList.toggle("on", b.dataset.avatar === S.avatar); }
-function pickAvatar(name) { S.avatar = name; markAvatar(); conn.send({ type: "config", avatar: name }); }
+function pickAvatar(name) { S.avatar = name; markAvatar(); showOBS(); conn.send({ type: "config", avatar: name }); if (S.av && S.mode === "avatar" && S.render === "client") load3d(); }
+
+// ------------------------------------------------------------------------------------------ client rendering
+// The avatar module (and three.js) load only when first needed: the effects studio stays light.
+const avatarURL = (name) => `/v1/avatars/${encodeURIComponent(name.replace(/^(photo|upload):/, "$1-"))}.${name.startsWith("photo:") ? "glb" : "vrm"}`;
+let av3d = null;
+async function ensure3d() {
+  if (!av3d) av3d = import("./avatar3d.js").then(({ Avatar3D }) => { const a = new Avatar3D($("#out3d")); a.start(); return a; });
+  S.av = await av3d;
+  return S.av;
+}
+async function load3d() {
+  const a = await ensure3d(), name = S.avatar;
+  if (S.loaded3d === name && a.stats.ready) return;
+  S.loaded3d = name;
+  $("#empty").classList.remove("hidden"); $("#empty").textContent = `Loading ${name} in 3D…`;
+  if (await a.load(S.avatarURL || avatarURL(name))) $("#empty").classList.add("hidden");
+  else { S.loaded3d = null; $("#empty").textContent = a.stats.error; toast(a.stats.error); }
+}
+function onWeights(f) {
+  S.weightsIn++; S.weightBytes += f.payload.byteLength + 16;
+  if (!S.av || S.activeMode !== "avatar") return;
+  S.av.setWeightsBinary(f.payload, f.timestamp);
+  const t = now();
+  if (warmup > 0) warmup--;
+  else {
+    const st = S.av.stats;
+    if (st.latency !== null) $("#lat").textContent = `${Math.round(latEMA.add(st.latency))} ms`;
+    if (lastShown) $("#fps").textContent = `${Math.round(1000 / fpsEMA.add(t - lastShown))} fps`;
+  }
+  lastShown = t;
+}
+function showRenderer() {
+  const client = S.mode === "avatar" && S.render === "client";
+  $("#out").classList.toggle("hidden", client); $("#out3d").classList.toggle("hidden", !client);
+  $("#stage").style.backgroundColor = client && $("#bg").value ? $("#bg").value : "";
+  if (client) load3d();
+}
 
 function setMode(mode) {
   S.mode = mode;
@@ -178,11 +228,16 @@ function setMode(mode) {
   $("#effects-panel").classList.toggle("hidden", mode !== "effects");
   $("#avatar-panel").classList.toggle("hidden", mode !== "avatar");
   $("#stage").classList.toggle("checker", mode === "avatar" && !$("#bg").value);
-  S.inflight = 0; startSession();
+  S.inflight = 0; showRenderer(); startSession();
 }
 $("#mode-effects").onclick = () => setMode("effects");
 $("#mode-avatar").onclick = () => setMode("avatar");
-$("#bg").onchange = () => { const v = $("#bg").value; $("#stage").classList.toggle("checker", !v); conn.send({ type: "config", alpha: !v, background: v || null }); };
+$("#bg").onchange = () => {
+  const v = $("#bg").value; $("#stage").classList.toggle("checker", !v);
+  if (S.render === "client") showRenderer(); else conn.send({ type: "config", alpha: !v, background: v || null });
+};
+$("#render").value = S.render;
+$("#render").onchange = () => { S.render = $("#render").value; showRenderer(); startSession(); };
 $("#expr").onchange = () => conn.send({ type: "config", expression: $("#expr").value });
 $("#calibrate").onclick = () => { conn.send({ type: "config", calibrate: true }); toast("Calibrated to your neutral face", "info"); };
 
@@ -191,7 +246,7 @@ $("#rec").onclick = () => {
   if (S.recording) { S.recording.stop(); return; }
   const chunks = [];
   const mime = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm"].find((m) => MediaRecorder.isTypeSupported(m));
-  const rec = new MediaRecorder(out.captureStream(30), mime ? { mimeType: mime } : {});
+  const rec = new MediaRecorder((S.mode === "avatar" && S.render === "client" ? $("#out3d") : out).captureStream(30), mime ? { mimeType: mime } : {});
   rec.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
   rec.onstop = () => {
     const blob = new Blob(chunks, { type: "video/webm" });
@@ -203,7 +258,10 @@ $("#rec").onclick = () => {
   $("#rec").innerHTML = '<span class="recdot stop"></span>Stop'; $("#rec-pill").classList.remove("hidden");
 };
 
-$("#obs-url").textContent = `${location.origin}/output.html?channel=${encodeURIComponent(channel)}`;
+function showOBS() {  // the OBS page draws the avatar itself in client mode: it needs the avatar's name
+  $("#obs-url").textContent = `${location.origin}/output.html?channel=${encodeURIComponent(channel)}&avatar=${encodeURIComponent(S.avatar)}`;
+}
+showOBS();
 loadCatalog().catch((e) => toast(`Could not load effects: ${e.message}`));
 loadAvatars().catch((e) => toast(`Could not load avatars: ${e.message}`));
 conn.open();

@@ -1,0 +1,64 @@
+"""/vendor/ (npm packages for the 3D pages) and /v1/avatars/NAME.vrm|glb over real HTTP on a real server."""
+
+from __future__ import annotations
+
+import json
+import struct
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import pytest
+
+from facestage.serving import ServerThread
+from facestage.serving.web_assets import avatar_name, node_modules
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    with ServerThread(db_path=tmp_path_factory.mktemp("assets") / "p.sqlite3") as s:
+        yield s
+
+
+def get(srv, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    try:
+        with urlopen(Request(srv.url + path, headers=headers or {}), timeout=120) as r:
+            return r.status, dict(r.headers), r.read()
+    except HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+@pytest.mark.skipif(not (node_modules() / "three").is_dir(), reason="run `npm ci` (three.js missing)")
+def test_vendor_serves_the_packages_and_nothing_else(srv):
+    status, headers, body = get(srv, "/vendor/three/build/three.module.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript") and b"REVISION" in body
+    assert get(srv, "/vendor/@pixiv/three-vrm/lib/three-vrm.module.min.js")[0] == 200
+    assert get(srv, "/vendor/iwer/build/iwer.module.js", {"If-None-Match": headers["ETag"]})[0] == 200
+    assert get(srv, "/vendor/three/build/three.module.js", {"If-None-Match": headers["ETag"]})[0] == 304
+    for bad in ("/vendor/three/../gltf-validator/package.json", "/vendor/three/build/%2e%2e/package.json",
+                "/vendor/gltf-validator/index.js", "/vendor/three/README.md", "/vendor/three//build/three.module.js"):
+        status, _, body = get(srv, bad)
+        assert status == 404, bad
+        assert json.loads(body)["error"] == "not_found"
+
+
+def test_avatar_vrm_is_a_vrm1_glb_with_etag(srv):
+    status, headers, body = get(srv, "/v1/avatars/ava.vrm")
+    assert status == 200 and headers["Content-Type"] == "model/vrm"
+    magic, version, _ = struct.unpack("<4sII", body[:12])
+    assert magic == b"glTF" and version == 2
+    n = struct.unpack("<I", body[12:16])[0]
+    gltf = json.loads(body[20:20 + n])
+    assert "VRMC_vrm" in gltf["extensions"] and "jawOpen" in gltf["extensions"]["VRMC_vrm"]["expressions"]["custom"]
+    assert headers["Cache-Control"] == "public, max-age=300" and headers["ETag"].startswith('"')
+    status, _, body = get(srv, "/v1/avatars/ava.vrm", {"If-None-Match": headers["ETag"]})
+    assert status == 304 and body == b""
+
+
+def test_avatar_names_and_refusals(srv):
+    assert avatar_name("photo-astronaut") == "photo:astronaut" and avatar_name("kai") == "kai"
+    status, _, body = get(srv, "/v1/avatars/nobody.vrm")
+    assert status == 404 and "photo-NAME" in json.loads(body)["message"]
+    status, _, body = get(srv, "/v1/avatars/photo-astronaut.vrm")  # no humanoid skeleton: .glb only
+    assert status == 400 and "humanoid" in json.loads(body)["message"]
+    assert get(srv, "/v1/avatars/upload-x.glb?brand=demo")[0] == 401
+    assert get(srv, "/v1/avatars/upload-x.glb?brand=demo", {"Authorization": "Bearer fs_wrong"})[0] == 403
