@@ -60,5 +60,16 @@ def test_avatar_names_and_refusals(srv):
     assert status == 404 and "photo-NAME" in json.loads(body)["message"]
     status, _, body = get(srv, "/v1/avatars/photo-astronaut.vrm")  # no humanoid skeleton: .glb only
     assert status == 400 and "humanoid" in json.loads(body)["message"]
-    assert get(srv, "/v1/avatars/upload-x.glb?brand=demo")[0] == 401
+    # this loopback server trusts its own machine as the operator: a missing upload is a plain 400 ...
+    assert get(srv, "/v1/avatars/upload-x.glb?brand=demo")[0] == 400
+    # ... but a wrong key is refused even here, and a server on a network wants a key (below)
     assert get(srv, "/v1/avatars/upload-x.glb?brand=demo", {"Authorization": "Bearer fs_wrong"})[0] == 403
+
+
+def test_uploaded_avatars_need_the_brands_key_without_local_trust(tmp_path):
+    from facestage.serving.security import SecurityConfig
+
+    with ServerThread(db_path=tmp_path / "p.sqlite3", security=SecurityConfig(trust_local=False)) as net:
+        assert get(net, "/v1/avatars/upload-x.glb?brand=demo")[0] == 401
+        assert get(net, "/v1/avatars/upload-x.glb?brand=demo", {"Authorization": "Bearer fs_wrong"})[0] == 403
+        assert get(net, "/v1/avatars/upload-x.glb")[0] == 401  # no brand named: whose upload?

@@ -176,7 +176,7 @@ class AvatarSession(Session):
             packed = pack_frame(Kind.WEIGHTS, seq, timestamp, vec.tobytes())
             await self.out.media(packed)
             if not o.get("pixels", True):  # watchers (the OBS page) draw the avatar themselves
-                await self.engine.channels.publish(o.get("channel"), packed)
+                await self.engine.channels.publish(self.channel(o.get("channel")), packed)
         if o.get("pixels", True) and self._avatar is not None:
             bg = None if o.get("alpha", True) else (o.get("background") or (0, 0, 0))
             if o.get("background") is not None:

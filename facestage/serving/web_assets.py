@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from websockets.http11 import Response
 
-from .auth import Unauthorized, require_brand
+from .auth import Unauthorized, bearer_key, identify, is_local_request, require_brand
 from .http import error_response, make_response
 
 if TYPE_CHECKING:
@@ -111,7 +111,9 @@ async def avatar_file(app: App, req: HTTPRequest, url_name: str, fmt: str) -> Re
     if name.startswith("upload:"):
         if not brand:
             raise Unauthorized(401, "uploaded avatars belong to a brand: add ?brand=ID and the brand's key")
-        await app.engine.run(require_brand, app.engine.store, brand, req.headers, io=True)
+        access = await app.engine.run(identify, app, bearer_key(req.headers), brand,
+                                      is_local_request(req.remote, req.headers), io=True)
+        require_brand(access, brand)
     else:
         from ..avatar import list_avatars
 
