@@ -74,7 +74,7 @@ def _model(threads: int) -> Any:
 
 
 def transcribe(audio: np.ndarray, sample_rate: int, language: str | None = None, vad: bool = True,
-               threads: int = 1) -> Transcript:
+               threads: int = 1, prompt: str | None = None) -> Transcript:
     """Text of int16 (or float in [-1, 1]) mono audio; ``language`` None = detect ('en', 'zh', ...)."""
     if audio.ndim != 1 or len(audio) == 0:
         raise InputError("transcribe needs non-empty mono audio")
@@ -83,6 +83,7 @@ def transcribe(audio: np.ndarray, sample_rate: int, language: str | None = None,
     pcm = resample_int16(audio, sample_rate, WHISPER_RATE).astype(np.float32) / 32768.0
     segments, info = _model(threads).transcribe(
         pcm, language=language, vad_filter=vad, beam_size=1,
+        initial_prompt=prompt,
         vad_parameters={"min_silence_duration_ms": 300},
     )
     segs = [(float(s.start), float(s.end), s.text.strip()) for s in segments]

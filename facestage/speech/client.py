@@ -30,10 +30,15 @@ from .protocol import ProtocolError, read_message, write_message
 from .text import detect_lang, has_speakable, split_sentences
 from .types import SpeechChunk, Timeline, Utterance, join_chunks
 from .visemes import phonemes_to_visemes
+from .voices import VoiceSpec, check_voice_spec
 
 
 class SpeechError(FacestageError, RuntimeError):
     """The speech engine failed (worker died, backend unreachable, engine error)."""
+
+
+class WorkerDied(SpeechError):
+    """The worker process exited or stopped answering in the middle of a request."""
 
 
 
@@ -61,9 +66,10 @@ class _TimeoutReader:
 class WorkerSpeechBackend:
     """piper (English, joe voice) and espeak-ng (Mandarin and others) in a child process."""
 
-    def __init__(self, python: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, python: str | None = None, timeout: float = 60.0, threads: int | None = None) -> None:
         self.python = python or sys.executable
         self.timeout = timeout
+        self.threads = threads
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
         self._lock = threading.Lock()
@@ -78,6 +84,8 @@ class WorkerSpeechBackend:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115
             env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            if self.threads:
+                env["FACESTAGE_TTS_THREADS"] = str(self.threads)
             self._proc = subprocess.Popen(
                 [self.python, "-m", "facestage.speech.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, bufsize=0, env=env,
@@ -90,7 +98,7 @@ class WorkerSpeechBackend:
             self._log.seek(0)
             tail = self._log.read()[-600:].decode("utf-8", "replace").strip()
         self._kill()
-        return SpeechError(f"TTS worker {why}" + (f": {tail.splitlines()[-1]}" if tail else ""))
+        return WorkerDied(f"TTS worker {why}" + (f": {tail.splitlines()[-1]}" if tail else ""))
 
     def _exchange(self, request: dict[str, Any]) -> Iterator[tuple[dict[str, Any], bytes]]:
         """Send one request and yield reply messages until a terminal one; holds the worker meanwhile.
@@ -111,9 +119,9 @@ class WorkerSpeechBackend:
                         self._kill()
                         continue
                     raise self._died("exited") from None
-                except SpeechError:
+                except SpeechError as exc:
                     self._kill()
-                    raise
+                    raise WorkerDied(str(exc)) from None
                 break
             yield from self._replies(reader, header, payload)
 
@@ -135,17 +143,17 @@ class WorkerSpeechBackend:
                     header, payload = read_message(reader)
                 except ProtocolError:
                     raise self._died("exited") from None
-                except SpeechError:
+                except SpeechError as exc:
                     self._kill()
-                    raise
+                    raise WorkerDied(str(exc)) from None
         finally:
             if not finished and self._proc is not None and self._proc.poll() is None:
                 # The caller stopped early: the worker is still streaming, so restart rather than
                 # drain (draining could take as long as the rest of the text).
                 self._kill()
 
-    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> list[str]:
-        for header, _ in self._exchange({"op": "warmup", "langs": list(langs)}):
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh"), voice: Any = None) -> list[str]:
+        for header, _ in self._exchange({"op": "warmup", "langs": list(langs), "voice": voice}):
             return list(header.get("engines", []))
         return []
 
@@ -154,7 +162,7 @@ class WorkerSpeechBackend:
             return list(header.get("voices", []))
         return []
 
-    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+    def stream(self, text: str, voice: Any, lang: str | None) -> Iterator[dict[str, Any]]:
         for header, payload in self._exchange({"op": "synth", "text": text, "voice": voice, "lang": lang}):
             if header.get("op") != "chunk":
                 continue
@@ -184,35 +192,86 @@ class WorkerSpeechBackend:
         self._kill()
 
 
+def default_pool_size() -> int:
+    """One TTS worker per core (a synthesis keeps one core busy), at least 2 so one long reply never
+    blocks another employee, at most 8 (each worker holds ~0.5 GB of models)."""
+    return int(os.environ.get("FACESTAGE_TTS_WORKERS", 0)) or min(max(os.cpu_count() or 2, 2), 8)
+
+
 class WorkerPool:
     """Several worker processes for concurrent streams (one server session no longer waits for another's
-    sentence). Each stream borrows a free worker and returns it when done; extra callers wait."""
+    sentence). Each stream borrows a free worker and returns it when done; extra callers wait.
+
+    A worker that dies mid-stream is restarted and the same text is synthesised again on it, skipping the
+    chunks already delivered (sentence splitting and the models are deterministic), so the reply
+    continues; a second death in the same stream raises SpeechError naming the text.
+    """
 
     def __init__(self, size: int, python: str | None = None, timeout: float = 60.0) -> None:
         if not 1 <= size <= 32:
             raise ValueError("worker pool size must be 1..32")
-        self.workers = [WorkerSpeechBackend(python, timeout) for _ in range(size)]
+        self.workers = [WorkerSpeechBackend(python, timeout, threads=_threads_per_worker(size))
+                        for _ in range(size)]
         self._free: queue.Queue[WorkerSpeechBackend] = queue.Queue()
         for w in self.workers:
             self._free.put(w)
+        self.restarts = 0  # streams resumed on a restarted worker (for logs and tests)
 
     @property
     def pid(self) -> int | None:
         return self.workers[0].pid
 
-    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> list[str]:
-        return [name for w in self.workers for name in w.warmup(langs)]
+    @property
+    def pids(self) -> list[int | None]:
+        return [w.pid for w in self.workers]
 
-    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh"), voice: Any = None) -> list[str]:
+        """Warm every worker at once (Kokoro takes a few seconds each; in sequence that would add up)."""
+        results: list[list[str]] = [[] for _ in self.workers]
+        errors: list[BaseException] = []
+
+        def run(i: int, w: WorkerSpeechBackend) -> None:
+            try:
+                results[i] = w.warmup(langs, voice)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i, w), daemon=True) for i, w in enumerate(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return [name for r in results for name in r]
+
+    def stream(self, text: str, voice: Any, lang: str | None) -> Iterator[dict[str, Any]]:
         worker = self._free.get()
         try:
-            yield from worker.stream(text, voice, lang)
+            delivered = 0
+            for attempt in range(2):
+                try:
+                    for k, chunk in enumerate(worker.stream(text, voice, lang)):
+                        if k >= delivered:
+                            delivered += 1
+                            yield chunk
+                    return
+                except WorkerDied as exc:
+                    if attempt == 1:
+                        raise SpeechError(f"the TTS worker crashed twice while speaking {text[:60]!r}: {exc}"
+                                          ) from exc
+                    self.restarts += 1  # worker.stream restarts the process on the next request
         finally:
             self._free.put(worker)
 
     def close(self) -> None:
         for w in self.workers:
             w.close()
+
+
+def _threads_per_worker(size: int) -> int:
+    # ONNX threads per worker: the cores shared out, so a full pool does not oversubscribe the CPU
+    return max(1, (os.cpu_count() or 1) // size)
 
 
 class HTTPSpeechBackend:
@@ -288,10 +347,12 @@ def envelope_visemes(audio: np.ndarray, sample_rate: int, hop_s: float = 0.02) -
 class TTSClient:
     """Text → streamed :class:`SpeechChunk` s. The worker starts on first use; call :meth:`close`."""
 
-    def __init__(self, voice: str | None = None, backend: SpeechBackend | None = None, workers: int = 1) -> None:
+    def __init__(self, voice: VoiceSpec = None, backend: SpeechBackend | None = None, workers: int = 1) -> None:
         """``workers`` > 1 runs that many worker processes so that concurrent ``synthesize`` calls (one per
-        server session) proceed in parallel; with 1, calls from several threads take turns."""
+        server session) proceed in parallel; with 1, calls from several threads take turns; 0 = sized to
+        the machine (:func:`default_pool_size`)."""
         self.voice = voice
+        workers = workers or default_pool_size()
         if backend is None:
             backend = WorkerSpeechBackend() if workers == 1 else WorkerPool(workers)
         self.backend: SpeechBackend = backend
@@ -302,24 +363,29 @@ class TTSClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> None:
-        """Load the engines now, so the first question does not pay the ~1 s model load."""
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh"), voice: VoiceSpec = None) -> None:
+        """Load the engines now, so the first question does not pay the model load (Kokoro: a few seconds)."""
         if isinstance(self.backend, WorkerSpeechBackend | WorkerPool):
-            self.backend.warmup(langs)
+            self.backend.warmup(langs, check_voice_spec(voice or self.voice))
 
-    def synthesize(self, text: str, voice: str | None = None, lang: str | None = None) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, voice: VoiceSpec = None, lang: str | None = None) -> Iterator[SpeechChunk]:
+        """``voice``: a voice name (for sentences of its language), a mapping language → voice, or None."""
         if not isinstance(text, str) or not has_speakable(text):
             raise InputError("nothing to say: the text has no letters, digits or Chinese characters")
-        if lang is not None and lang not in ("en", "zh") and not (voice or self.voice or "").startswith("espeak:"):
+        spec: Any = voice or self.voice
+        if isinstance(self.backend, WorkerSpeechBackend | WorkerPool):  # HTTP servers have their own names
+            spec = check_voice_spec(spec)
+        if lang is not None and lang not in ("en", "zh") and not (isinstance(spec, str) and spec.startswith("espeak:")):
             raise InputError(f"unsupported language {lang!r} (en, zh; others through an espeak:VOICE voice)")
         offset = 0.0
-        for raw in self.backend.stream(text, voice or self.voice, lang):
+        for raw in self.backend.stream(text, spec, lang):
             phonemes = [(float(s), float(e), str(p)) for s, e, p in raw.get("phonemes", [])]
             visemes = raw.get("visemes") or phonemes_to_visemes(phonemes)
             chunk = SpeechChunk(
                 audio=raw["audio"], sample_rate=int(raw["sample_rate"]), offset_s=offset, text=raw["text"],
                 lang=raw["lang"], engine=raw["engine"], phonemes=phonemes, visemes=list(visemes),
                 transcript=raw.get("transcript", ""), synth_s=float(raw.get("synth_s", 0.0)),
+                worker_pid=raw.get("pid"), synth_at=tuple(raw["synth_at"]) if raw.get("synth_at") else None,
             )
             offset += chunk.duration_s
             yield chunk

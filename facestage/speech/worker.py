@@ -22,9 +22,8 @@ import numpy as np
 
 from .protocol import ProtocolError, read_message, write_message
 from .text import detect_lang, first_phrase_cut, has_speakable, split_sentences
+from .voices import PIPER_VOICES, VoiceSpec, list_voices, resolve
 
-PIPER_VOICES = {"joe": "en_US-joe-medium"}
-DEFAULT_PIPER = "joe"
 FIRST_CHUNK_CHARS = 40  # a longer first sentence is cut after its first phrase (first audio sooner)
 JOIN_PAUSE_S = 0.05  # silence kept at the end of such a cut piece (piper ends every input with ~0.2 s)
 
@@ -40,11 +39,23 @@ def _piper_voice_path(name: str) -> Path:
 
 
 class Engines:
-    """Lazily loaded engines: piper costs ~0.7 s to load, espeak ~10 ms."""
+    """Lazily loaded engines: piper costs ~0.7 s to load, Kokoro ~2-4 s, espeak ~10 ms."""
 
     def __init__(self) -> None:
         self._piper: dict[str, Any] = {}
         self._espeak: Any = None
+        self._kokoro: Any = None
+
+    def kokoro(self) -> Any:
+        if self._kokoro is None:
+            from .kokoro import Kokoro
+
+            threads = int(os.environ.get("FACESTAGE_TTS_THREADS", "0")) or None
+            self._kokoro = Kokoro(threads=threads, english_ipa=self._english_ipa)
+        return self._kokoro
+
+    def _english_ipa(self, text: str) -> str:
+        return self.espeak().ipa(text, "en-us")
 
     def piper(self, name: str) -> Any:
         if name not in self._piper:
@@ -61,25 +72,36 @@ class Engines:
         return self._espeak
 
 
-def _plan(voice: str | None, lang: str | None, sentence: str) -> tuple[str, str, str]:
-    """(engine, engine voice, language) for one sentence.
-
-    Auto and piper voices follow the text's language (piper joe is English only, so Mandarin goes to
-    espeak's Mandarin voice); an explicit ``espeak:NAME`` voice is used as given.
-    """
+def _plan(voice: VoiceSpec, lang: str | None, sentence: str) -> tuple[str, str, str]:
+    """(engine, engine voice, language) for one sentence (see facestage.speech.voices.resolve)."""
     sent_lang = lang or detect_lang(sentence)
-    if voice and voice.startswith("espeak:"):
-        return "espeak", voice.split(":", 1)[1], sent_lang
-    name = (voice or DEFAULT_PIPER).removeprefix("piper:")
-    if name not in PIPER_VOICES:
-        raise ValueError(f"unknown voice {voice!r}; choose one of {', '.join(list_voices())}")
-    if sent_lang == "en":
-        return "piper", name, "en"
-    return "espeak", sent_lang, sent_lang
+    engine, name = resolve(voice, sent_lang)
+    if engine == "piper" and name not in PIPER_VOICES:
+        raise ValueError(f"unknown voice piper:{name}; choose one of {', '.join(list_voices())}")
+    return engine, name, sent_lang
 
 
-def list_voices() -> list[str]:
-    return [*(f"piper:{v}" for v in PIPER_VOICES), "espeak:<espeak voice, e.g. cmn, en-us, fr>"]
+# A Kokoro sentence is spoken clause by clause: the first audio arrives after the first clause (RTF ≈ 0.5-0.9
+# on one busy core, so a 1 s clause costs ~0.7 s), and the model's input stays well under 510 tokens.
+# Clauses shorter than this many characters are joined to the next (each call has a fixed overhead).
+MIN_CLAUSE_CHARS = 3  # "您好，" stays on its own: the quickest first audio
+_CLAUSE_END = "，、；：,;:"
+
+
+def kokoro_clauses(sentence: str) -> list[str]:
+    parts: list[str] = []
+    cur = ""
+    for ch in sentence:
+        cur += ch
+        if ch in _CLAUSE_END and len(cur.strip()) >= MIN_CLAUSE_CHARS:
+            parts.append(cur.strip())
+            cur = ""
+    if cur.strip():
+        if parts and not has_speakable(cur):
+            parts[-1] += cur.strip()
+        else:
+            parts.append(cur.strip())
+    return [p for p in parts if has_speakable(p)]
 
 
 # piper IPA symbols that carry samples but no mouth shape of their own
@@ -153,7 +175,7 @@ def _trim_trailing_pause(audio: np.ndarray, phonemes: list[tuple[float, float, s
     return audio[:keep], [*phonemes[:-1], (start, keep / sample_rate, "")]
 
 
-def synth(engines: Engines, out: IO[bytes], text: str, voice: str | None, lang: str | None) -> None:
+def synth(engines: Engines, out: IO[bytes], text: str, voice: VoiceSpec, lang: str | None) -> None:
     pieces = [s for s in split_sentences(text) if has_speakable(s)]
     continues = [False] * len(pieces)
     if pieces and (cut := first_phrase_cut(pieces[0], FIRST_CHUNK_CHARS)):
@@ -162,7 +184,14 @@ def synth(engines: Engines, out: IO[bytes], text: str, voice: str | None, lang: 
     for sentence, cont in zip(pieces, continues, strict=True):
         engine, engine_voice, sent_lang = _plan(voice, lang, sentence)
         t0 = time.perf_counter()
-        if engine == "piper":
+        if engine == "kokoro":
+            kk = engines.kokoro()
+            for clause in kokoro_clauses(sentence):
+                wall0, t0 = time.time(), time.perf_counter()
+                res = kk.synthesize(clause, engine_voice)
+                _send_chunk(out, clause, sent_lang, "kokoro:" + engine_voice, res.audio, res.sample_rate,
+                            res.phonemes, res.transcript, time.perf_counter() - t0, wall0)
+        elif engine == "piper":
             pv = engines.piper(engine_voice)
             for ch in pv.synthesize(sentence, include_alignments=True):
                 audio = ch.audio_int16_array
@@ -180,15 +209,21 @@ def synth(engines: Engines, out: IO[bytes], text: str, voice: str | None, lang: 
                 t0 = time.perf_counter()
         else:
             es = engines.espeak()
+            wall0 = time.time()
             res = es.synthesize(sentence, es.voice_for(engine_voice))
             _send_chunk(out, sentence, sent_lang, "espeak:" + es.voice_for(engine_voice), res.audio,
-                        res.sample_rate, res.phonemes, res.transcript, time.perf_counter() - t0)
+                        res.sample_rate, res.phonemes, res.transcript, time.perf_counter() - t0, wall0)
 
 
 def _send_chunk(out: IO[bytes], text: str, lang: str, engine: str, audio: np.ndarray, sample_rate: int,
-                phonemes: list[tuple[float, float, str]], transcript: str, synth_s: float) -> None:
+                phonemes: list[tuple[float, float, str]], transcript: str, synth_s: float,
+                wall0: float | None = None) -> None:
+    # synth_at: the wall-clock interval of this synthesis (both processes share the clock), so callers can
+    # show that concurrent replies really ran in parallel; pid names the worker that made it.
+    wall1 = time.time()
     header = {"op": "chunk", "text": text, "lang": lang, "engine": engine, "sample_rate": sample_rate,
-              "phonemes": phonemes, "transcript": transcript, "synth_s": synth_s}
+              "phonemes": phonemes, "transcript": transcript, "synth_s": synth_s, "pid": os.getpid(),
+              "synth_at": [wall0 if wall0 is not None else wall1 - synth_s, wall1]}
     write_message(out, header, np.ascontiguousarray(audio, dtype="<i2").tobytes())
 
 
@@ -207,9 +242,13 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
             elif op == "warmup":
                 names = []
                 for lang in req.get("langs", ["en"]):
-                    if lang == "en":
-                        engines.piper(DEFAULT_PIPER)
-                        names.append("piper:" + DEFAULT_PIPER)
+                    engine, name = resolve(req.get("voice"), lang)
+                    if engine == "piper":
+                        engines.piper(name)
+                        names.append("piper:" + name)
+                    elif engine == "kokoro":
+                        engines.kokoro().synthesize("好。", name)  # loads model, jieba dictionary and voice
+                        names.append("kokoro:" + name)
                     else:
                         es = engines.espeak()
                         es.synthesize("ok", es.voice_for(lang))
