@@ -119,6 +119,7 @@ class EmployeeSession(Session):
                  q: asyncio.Queue, cancel: threading.Event) -> None:
         from ..avatar.rig import Rig
         from ..speech.visemes import viseme_frames
+        from ..speech.voices import profile_voice
 
         def put(item: Any) -> None:
             if cancel.is_set():
@@ -141,9 +142,12 @@ class EmployeeSession(Session):
             for sentence in sentences:
                 full.append(sentence)
                 put({"type": "reply", "text": sentence, "index": len(full) - 1, "start_s": round(media_t, 3)})
-                for chunk in self.engine.tts.synthesize(sentence, voice=voice or emp.profile.voice):
+                for chunk in self.engine.tts.synthesize(sentence, voice=voice or profile_voice(emp.profile)):
                     start = media_t
+                    # engine/worker/synth_at say which voice and TTS worker made the chunk and when (wall clock):
+                    # what a client needs to tell that concurrent employees were synthesised in parallel
                     put({"type": "audio", "index": chunk_no, "sample_rate": chunk.sample_rate,
+                         "engine": chunk.engine, "worker": chunk.worker_pid, "synth_at": chunk.synth_at,
                          "start_s": round(start, 4), "duration_s": round(chunk.duration_s, 4), "text": chunk.text,
                          "visemes": [[round(s + start, 4), round(e + start, 4), v] for s, e, v in chunk.visemes]})
                     put(pack_frame(Kind.PCM16, chunk_no, start * 1000.0, chunk.audio.astype("<i2").tobytes()))
