@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..speech.text import detect_lang, split_sentences
+from .guardrails import OutputGuard
 from .intents import detect_intent, template
 from .llm import LLMError, OpenAIChatBackend
 from .profile import Profile
@@ -91,6 +92,8 @@ class Employee:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self.last_error: str | None = None  # the most recent backend failure (for logs and tests)
+        self.guard = OutputGuard(profile)
+        self.last_guard: str | None = None  # why the most recent LLM sentence was not spoken
 
     # ----------------------------------------------------------------------------------------- sessions
     def session(self, session_id: str) -> Session:
@@ -174,6 +177,8 @@ class Employee:
         source = ""
         hits: list[Hit] = []
         intent = detect_intent(text, lang)
+        if intent is None and self.guard.blocked_topic(text):  # the brand's own no-go topics
+            intent = "redirect"
         if intent is not None:
             source = f"template:{intent}"
             for s in split_sentences(template(self.profile, intent, lang)):
@@ -182,10 +187,16 @@ class Employee:
         else:
             hits, query = self.retrieve(text, session, lang)
             on_topic = bool(hits) and hits[0].confidence >= self.MIN_SCORE[lang]
+            guarded = ""
             if self.backend is not None and on_topic:
                 source = "llm"
                 try:
+                    # every sentence is checked before it is spoken; the first failing one ends the LLM's turn
                     for s in self._llm_sentences(text, session, hits, lang):
+                        verdict = self.guard.check(s)
+                        if not verdict.ok:
+                            guarded = self.last_guard = verdict.reason
+                            break
                         spoken.append(s)
                         yield s
                 except LLMError as exc:
@@ -195,6 +206,15 @@ class Employee:
                         spoken.append(s)
                         yield s
                     source = "llm-partial" if spoken else ""
+            if guarded:
+                # a blocked topic gets a polite refusal; a competitor or an invented price/product gets the
+                # FAQ answer instead (grounded by construction)
+                kind = "unsafe" if guarded.startswith("blocked_topic") else None
+                source = ("llm+" if spoken else "") + f"guard:{kind or hits[0].passage.kind}"
+                lines = split_sentences(template(self.profile, "unsafe", lang) if kind else hits[0].passage.answer)
+                for s in lines:
+                    spoken.append(s)
+                    yield s
             if not spoken:
                 if on_topic:
                     source = hits[0].passage.kind

@@ -63,6 +63,8 @@ class Profile:
     faq: list[FAQEntry] = field(default_factory=list)
     products: list[ProductSheet] = field(default_factory=list)
     llm: LLMSettings | None = None
+    competitors: list[str] = field(default_factory=list)  # names the employee never says (guardrails)
+    blocked_topics: list[str] = field(default_factory=list)  # words/phrases it never speaks about
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -87,7 +89,7 @@ def hex_to_rgb(value: str) -> tuple[int, int, int]:
 
 # ----------------------------------------------------------------------------------------------------- parsing
 _TOP_KEYS = {"id", "name", "role", "company", "persona", "tone", "languages", "greeting", "templates", "voice",
-             "voices", "avatar", "colors", "background", "knowledge", "llm"}
+             "voices", "competitors", "blocked_topics", "avatar", "colors", "background", "knowledge", "llm"}
 
 
 def _str(d: dict[str, Any], key: str, where: str, *, required: bool = True, default: str | None = None,
@@ -173,7 +175,15 @@ def _parse_profile(data: Any) -> Profile:
         faq=[_parse_faq(e, i) for i, e in enumerate(_list(knowledge, "faq"))],
         products=[_parse_product(e, i) for i, e in enumerate(_list(knowledge, "products"))],
         llm=_parse_llm(data["llm"]) if data.get("llm") is not None else None,
+        competitors=_str_list(data.get("competitors", []), "profile.competitors"),
+        blocked_topics=_str_list(data.get("blocked_topics", []), "profile.blocked_topics"),
     )
+
+
+def _str_list(v: Any, where: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() and len(x) <= 200 for x in v):
+        raise ConfigError(f"{where}: must be a list of non-empty strings (≤ 200 characters each)")
+    return [x.strip() for x in v]
 
 
 def _voice(v: str | None, where: str) -> str | None:
