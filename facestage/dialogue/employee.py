@@ -22,6 +22,7 @@ from .profile import Profile
 from .retrieval import Hit, Retriever
 
 MAX_QUESTION_CHARS = 2000
+INTERRUPTED = " …"  # marks an answer the customer cut short (the LLM sees what was really said)
 MEMORY_TURNS = 8  # user+assistant pairs kept per session (bounded: sessions may live for hours)
 
 
@@ -170,10 +171,37 @@ class Employee:
 
     def _reply(self, text: str, session_id: str) -> Iterator[str | Reply]:
         text = self._check(text)
+        spoken: list[str] = []
+        finished = False
+        try:
+            for item in self._reply_body(text, session_id, spoken):
+                finished = isinstance(item, Reply)
+                yield item
+        finally:
+            if not finished:
+                # The caller stopped listening half way (barge-in, stop): the turn is still part of the
+                # conversation, as far as it was said. The session may refine it with what was actually
+                # played (set_spoken).
+                self._record(session_id, text, _join(spoken, self._lang(text)) + INTERRUPTED)
+
+    def _record(self, session_id: str, question: str, answer: str) -> None:
+        session = self.session(session_id)
+        session.turns.append({"role": "user", "content": question})
+        session.turns.append({"role": "assistant", "content": answer})
+
+    def set_spoken(self, session_id: str, question: str, spoken: str) -> bool:
+        """Replace the last answer to ``question`` with what was actually spoken before an interruption."""
+        session = self.session(session_id)
+        turns = session.turns
+        if len(turns) >= 2 and turns[-2]["role"] == "user" and turns[-2]["content"] == question.strip():
+            turns[-1] = {"role": "assistant", "content": spoken.strip() + INTERRUPTED}
+            return True
+        return False
+
+    def _reply_body(self, text: str, session_id: str, spoken: list[str]) -> Iterator[str | Reply]:
         session = self.session(session_id)
         lang = self._lang(text)
         session.lang = lang
-        spoken: list[str] = []
         source = ""
         hits: list[Hit] = []
         intent = detect_intent(text, lang)
@@ -229,8 +257,7 @@ class Employee:
             if on_topic:
                 session.last_topic = hits[0].passage.doc_id
                 session.last_question = query  # a follow-up keeps the topic words it borrowed
-        session.turns.append({"role": "user", "content": text})
-        session.turns.append({"role": "assistant", "content": (" " if lang == "en" else "").join(spoken)})
+        self._record(session_id, text, _join(spoken, lang))
         yield Reply("", lang, source, hits)
 
     def build_messages(self, text: str, session: Session, hits: list[Hit], lang: str) -> list[dict[str, str]]:
@@ -251,3 +278,7 @@ class Employee:
         for token in self.backend.stream_chat(self.build_messages(text, session, hits, lang)):
             yield from streamer.feed(token)
         yield from streamer.flush()
+
+
+def _join(sentences: list[str], lang: str) -> str:
+    return (" " if lang == "en" else "").join(sentences)

@@ -50,6 +50,9 @@ class SpeechBackend(Protocol):
     def close(self) -> None: ...
 
 
+CANCEL_TIMEOUT_S = 10.0  # one clause of synthesis at most; longer means the worker is stuck
+
+
 class _TimeoutReader:
     """File-like reader over a raw pipe fd that gives up after ``timeout`` seconds without data."""
 
@@ -148,9 +151,25 @@ class WorkerSpeechBackend:
                     raise WorkerDied(str(exc)) from None
         finally:
             if not finished and self._proc is not None and self._proc.poll() is None:
-                # The caller stopped early: the worker is still streaming, so restart rather than
-                # drain (draining could take as long as the rest of the text).
-                self._kill()
+                self._cancel(reader)
+
+    def _cancel(self, reader: _TimeoutReader) -> None:
+        """The caller stopped early (barge-in): ask the worker to stop at its next clause and read until its
+        "done"; kill it only if that fails (a restart reloads the models: seconds for Kokoro)."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            write_message(proc.stdin, {"op": "cancel"})
+            deadline = time.monotonic() + CANCEL_TIMEOUT_S
+            while time.monotonic() < deadline:
+                header, _ = read_message(_TimeoutReader(reader.fd, max(deadline - time.monotonic(), 0.01)))
+                # chunks still in the pipe are dropped; a plain "done"/"error" ended the stream before the
+                # worker saw the cancel, which it then answers with its own done (cancelled: false)
+                if header.get("op") == "done" and "cancelled" in header:
+                    return
+        except (OSError, ProtocolError, SpeechError):
+            pass
+        self._kill()
 
     def warmup(self, langs: tuple[str, ...] = ("en", "zh"), voice: Any = None) -> list[str]:
         for header, _ in self._exchange({"op": "warmup", "langs": list(langs), "voice": voice}):

@@ -13,6 +13,7 @@ Any failure of one request → {"op": "error", "message"}; the worker keeps serv
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 from pathlib import Path
@@ -175,18 +176,45 @@ def _trim_trailing_pause(audio: np.ndarray, phonemes: list[tuple[float, float, s
     return audio[:keep], [*phonemes[:-1], (start, keep / sample_rate, "")]
 
 
-def synth(engines: Engines, out: IO[bytes], text: str, voice: VoiceSpec, lang: str | None) -> None:
+def cancel_requested(inp: IO[bytes] | None) -> bool:
+    """True when the client sent {"op": "cancel"} while we synthesise (checked between clauses/sentences).
+
+    Stopping at the next clause costs at most one clause of CPU; killing the worker instead would cost a
+    model reload (Kokoro: seconds) on every barge-in.
+    """
+    if inp is None:
+        return False
+    try:
+        ready, _, _ = select.select([inp.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    if not ready:
+        return False
+    try:
+        req, _ = read_message(inp)
+    except ProtocolError:
+        return True  # parent gone: stop as well
+    return req.get("op") == "cancel"
+
+
+def synth(engines: Engines, out: IO[bytes], text: str, voice: VoiceSpec, lang: str | None,
+          inp: IO[bytes] | None = None) -> bool:
+    """Stream the text's chunks; False if a cancel stopped it part way."""
     pieces = [s for s in split_sentences(text) if has_speakable(s)]
     continues = [False] * len(pieces)
     if pieces and (cut := first_phrase_cut(pieces[0], FIRST_CHUNK_CHARS)):
         pieces[0:1] = list(cut)
         continues.insert(0, True)
     for sentence, cont in zip(pieces, continues, strict=True):
+        if cancel_requested(inp):
+            return False
         engine, engine_voice, sent_lang = _plan(voice, lang, sentence)
         t0 = time.perf_counter()
         if engine == "kokoro":
             kk = engines.kokoro()
-            for clause in kokoro_clauses(sentence):
+            for k, clause in enumerate(kokoro_clauses(sentence)):
+                if k and cancel_requested(inp):
+                    return False
                 wall0, t0 = time.time(), time.perf_counter()
                 res = kk.synthesize(clause, engine_voice)
                 _send_chunk(out, clause, sent_lang, "kokoro:" + engine_voice, res.audio, res.sample_rate,
@@ -213,6 +241,7 @@ def synth(engines: Engines, out: IO[bytes], text: str, voice: VoiceSpec, lang: s
             res = es.synthesize(sentence, es.voice_for(engine_voice))
             _send_chunk(out, sentence, sent_lang, "espeak:" + es.voice_for(engine_voice), res.audio,
                         res.sample_rate, res.phonemes, res.transcript, time.perf_counter() - t0, wall0)
+    return True
 
 
 def _send_chunk(out: IO[bytes], text: str, lang: str, engine: str, audio: np.ndarray, sample_rate: int,
@@ -237,8 +266,9 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         op = req.get("op")
         try:
             if op == "synth":
-                synth(engines, out, str(req.get("text", "")), req.get("voice"), req.get("lang"))
-                write_message(out, {"op": "done"})
+                complete = synth(engines, out, str(req.get("text", "")), req.get("voice"), req.get("lang"), inp)
+                # "cancelled" is present only when this done answers a cancel (see TTS client _cancel)
+                write_message(out, {"op": "done"} if complete else {"op": "done", "cancelled": True})
             elif op == "warmup":
                 names = []
                 for lang in req.get("langs", ["en"]):
@@ -256,6 +286,8 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
                 write_message(out, {"op": "ready", "engines": names})
             elif op == "voices":
                 write_message(out, {"op": "voices", "voices": list_voices()})
+            elif op == "cancel":  # arrived after the stream ended: nothing to stop, still acknowledge
+                write_message(out, {"op": "done", "cancelled": False})
             elif op == "quit":
                 return
             else:
