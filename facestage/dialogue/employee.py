@@ -180,23 +180,32 @@ class Employee:
         finally:
             if not finished:
                 # The caller stopped listening half way (barge-in, stop): the turn is still part of the
-                # conversation, as far as it was said. The session may refine it with what was actually
-                # played (set_spoken).
-                self._record(session_id, text, _join(spoken, self._lang(text)) + INTERRUPTED)
+                # conversation, as far as it was said — unless the session already recorded what was played.
+                self.set_spoken(session_id, text, _join(spoken, self._lang(text)), replace=False)
 
     def _record(self, session_id: str, question: str, answer: str) -> None:
         session = self.session(session_id)
-        session.turns.append({"role": "user", "content": question})
-        session.turns.append({"role": "assistant", "content": answer})
+        with self._lock:
+            session.turns.append({"role": "user", "content": question})
+            session.turns.append({"role": "assistant", "content": answer})
 
-    def set_spoken(self, session_id: str, question: str, spoken: str) -> bool:
-        """Replace the last answer to ``question`` with what was actually spoken before an interruption."""
+    def set_spoken(self, session_id: str, question: str, spoken: str, replace: bool = True) -> None:
+        """Record an interrupted answer to ``question`` as what was actually spoken (marked with " …").
+
+        The session calls it with what the customer heard; the reply generator, when closed early, with
+        what it had produced (``replace=False``: it never overwrites the session's more exact record).
+        """
         session = self.session(session_id)
-        turns = session.turns
-        if len(turns) >= 2 and turns[-2]["role"] == "user" and turns[-2]["content"] == question.strip():
-            turns[-1] = {"role": "assistant", "content": spoken.strip() + INTERRUPTED}
-            return True
-        return False
+        answer = spoken.strip() + INTERRUPTED
+        with self._lock:
+            turns = session.turns
+            # the answer to this question is already recorded (in full, or by the session): correct it
+            if len(turns) >= 2 and turns[-2] == {"role": "user", "content": question.strip()}:
+                if replace:
+                    turns[-1] = {"role": "assistant", "content": answer}
+                return
+            turns.append({"role": "user", "content": question.strip()})
+            turns.append({"role": "assistant", "content": answer})
 
     def _reply_body(self, text: str, session_id: str, spoken: list[str]) -> Iterator[str | Reply]:
         session = self.session(session_id)

@@ -28,10 +28,12 @@ class StreamListening:
         return self._stream is not None
 
     async def start_streaming(self, rate: int, lang: str | None) -> None:
+        from ..speech.asr import _model
         from ..speech.listen import Listener
 
         await self.stop_streaming(quiet=True)
         listener = await self.engine.run(Listener, rate, io=True)
+        await self.engine.run(_model, ASR_THREADS, io=True)  # load Whisper now, not on the first partial (~2 s)
         langs = list(self._employee.profile.languages)
         if lang is not None and lang not in langs:
             from .protocol import ProtocolError
@@ -77,6 +79,7 @@ class StreamListening:
     def _spawn(self, st: dict[str, Any], coro: Any) -> asyncio.Task:
         task = asyncio.create_task(coro)
         st["tasks"].add(task)
+        task.add_done_callback(_finished)
         task.add_done_callback(st["tasks"].discard)
         return task
 
@@ -115,3 +118,9 @@ class StreamListening:
                                 "utterance": utterance, "end_s": round(end_t, 3)})
         if text and st["utterance"] == utterance:  # not overtaken by a newer utterance
             await self._start_reply(text, greet=False)
+
+
+def _finished(task: asyncio.Task) -> None:
+    """A listening task that failed unexpectedly is logged (the session has already told the client)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("listening task failed", exc_info=task.exception())

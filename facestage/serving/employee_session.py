@@ -142,8 +142,8 @@ class EmployeeSession(StreamListening, Session):
             return False  # it has finished playing: nothing to interrupt
         ctx.update(stopped=True, played_s=float(played_s), spoken=spoken_text(ctx["log"], float(played_s)))
         if running:
-            await self._stop_reply()  # no audio leaves after this; the producer records the turn when it stops
-        elif not ctx["greet"]:
+            await self._stop_reply()  # no audio leaves after this
+        if not ctx["greet"]:  # the turn is remembered as far as it was heard, from now on
             self._employee.set_spoken(self.state.session_id, ctx["question"], ctx["spoken"])
             self.state.dialogue = self._employee.session_state(self.state.session_id)
         await self.out.control({"type": "stopped", "reason": reason, "reply": ctx["reply"],
@@ -161,6 +161,7 @@ class EmployeeSession(StreamListening, Session):
     async def _start_reply(self, text: str, greet: bool, voice: str | None = None) -> None:
         await self.interrupt("new_question")  # a new question interrupts the current answer
         self.state.replies += 1
+        self._cancel = threading.Event()  # one per reply: the last one was set when that reply ended
         self._ctx = {"reply": self.state.replies, "question": text, "greet": greet, "log": [], "t0": None,
                      "played_s": None}
         self._reply_task = asyncio.create_task(self._reply(text, greet, voice, self._ctx, self._cancel))
@@ -203,13 +204,13 @@ class EmployeeSession(StreamListening, Session):
                               for i, w in enumerate(viseme_weight_frames(chunk.visemes, fps, chunk.duration_s))]
                     # engine/worker/synth_at say which voice and TTS worker made the chunk and when (wall clock):
                     # what a client needs to tell that concurrent employees were synthesised in parallel
+                    ctx["log"].append((start, chunk.duration_s, chunk.text))  # before it can reach the client
                     put({"type": "audio", "index": chunk_no, "sample_rate": chunk.sample_rate,
                          "engine": chunk.engine, "worker": chunk.worker_pid, "synth_at": chunk.synth_at,
                          "start_s": round(start, 4), "duration_s": round(chunk.duration_s, 4), "text": chunk.text,
                          "visemes": [[round(s + start, 4), round(e + start, 4), v] for s, e, v in chunk.visemes],
                          "fps": fps, "arkit": [_mouth(st.blendshapes) for st in states]})
                     put(pack_frame(Kind.PCM16, chunk_no, start * 1000.0, chunk.audio.astype("<i2").tobytes()))
-                    ctx["log"].append((start, chunk.duration_s, chunk.text))
                     chunk_no += 1
                     if o["frames"] and self._avatar is not None:
                         bg = None if o["alpha"] else emp.profile.background_rgb()
@@ -228,9 +229,7 @@ class EmployeeSession(StreamListening, Session):
                 put({"type": "error", "code": "reply_failed", "message": f"the reply failed: {exc}"})
         finally:
             if hasattr(sentences, "close"):
-                sentences.close()  # an interrupted dialogue turn is recorded now, on this thread
-            if ctx["played_s"] is not None and not greet:
-                emp.set_spoken(self.state.session_id, text, ctx.get("spoken", ""))
+                sentences.close()  # an interrupted turn not recorded by interrupt() yet is recorded now
 
             def finish() -> None:
                 try:
