@@ -13,6 +13,8 @@ BENCHES = {
     "avatar": "solve + deform + render + JPEG per frame at 512x512, moderngl vs pyrender",
     "speech": "question to first audio, TTS real-time factor, retrieval latency",
     "server": "concurrent 640x480 effect streams at 30 fps and the latency the server adds",
+    "conversation": "spoken questions in Chromium (fake mic): end of speech to first reply audio, en and zh; "
+                    "TTS RTF per voice",
 }
 
 
