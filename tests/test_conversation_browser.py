@@ -33,8 +33,13 @@ def test_console_talks_hands_free_and_a_second_question_interrupts_the_answer(tm
             page = open_console_talking(browser, srv.url)
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.wait_for_function("window.fsConsole.heard.length >= 2 && window.fsConsole.replyEnded >= 2",
-                                   timeout=int((bounds[-1][1] + 40) * 1000))
+            try:
+                page.wait_for_function("window.fsConsole.heard.length >= 2 && window.fsConsole.replyEnded >= 2",
+                                       timeout=int((bounds[-1][1] + 90) * 1000))
+            except Exception as exc:  # say what the page got so far
+                got = page.evaluate("({heard: fsConsole.heard, ended: fsConsole.replyEnded, errors: fsConsole.errors,"
+                                    " events: fsConsole.events.map((e) => e.type)})")
+                raise AssertionError(f"the conversation did not finish: {got}") from exc
             page.wait_for_function("window.fsConsole.mouthAtRest", timeout=30_000)  # the last answer finished
             s = page.evaluate("({log: fsConsole.audioLog, partials: fsConsole.partials, heard: fsConsole.heard,"
                               " events: fsConsole.events, bargeIns: fsConsole.bargeIns, rest: fsConsole.mouthAtRest,"

@@ -88,4 +88,23 @@ def transcribe(audio: np.ndarray, sample_rate: int, language: str | None = None,
     )
     segs = [(float(s.start), float(s.end), s.text.strip()) for s in segments]
     sep = "" if info.language in ("zh", "ja") else " "
-    return Transcript(sep.join(t for _, _, t in segs).strip(), info.language, float(info.language_probability), segs)
+    text = sep.join(t for _, _, t in segs).strip()
+    if info.language == "zh":
+        text = to_simplified(text)
+    return Transcript(text, info.language, float(info.language_probability), segs)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified characters with OpenCC when it is installed (``pip install opencc``);
+    unchanged otherwise (Whisper's initial prompt already steers it to simplified most of the time)."""
+    try:
+        import opencc
+    except ImportError:
+        return text
+    global _T2S
+    if _T2S is None:
+        _T2S = opencc.OpenCC("t2s")
+    return _T2S.convert(text)
+
+
+_T2S: Any = None

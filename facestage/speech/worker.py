@@ -89,6 +89,30 @@ MIN_CLAUSE_CHARS = 3  # "您好，" stays on its own: the quickest first audio
 _CLAUSE_END = "，、；：,;:"
 
 
+# Time to first audio is the synthesis time of the first piece (RTF ≈ 0.35 here: a 12-character clause of
+# ~2.5 s takes ~0.9 s). A longer first clause is cut at the word boundary nearest FIRST_PIECE_CHARS.
+FIRST_PIECE_CHARS = 6
+FIRST_CLAUSE_MAX = 10
+
+
+def first_piece_cut(clause: str) -> list[str]:
+    """Split a long first clause after its first words (jieba word boundaries, never inside a word)."""
+    body = clause.rstrip("，、；：,;:。！？.!? ")
+    if len(body) <= FIRST_CLAUSE_MAX:
+        return [clause]
+    import jieba  # loaded by misaki's G2P already
+
+    cut, pos = 0, 0
+    for word in jieba.lcut(clause):
+        pos += len(word)
+        if pos >= FIRST_PIECE_CHARS:
+            cut = pos
+            break
+    if not cut or len(clause) - cut < 4 or not has_speakable(clause[cut:]):
+        return [clause]
+    return [clause[:cut], clause[cut:]]
+
+
 def kokoro_clauses(sentence: str) -> list[str]:
     parts: list[str] = []
     cur = ""
@@ -212,7 +236,10 @@ def synth(engines: Engines, out: IO[bytes], text: str, voice: VoiceSpec, lang: s
         t0 = time.perf_counter()
         if engine == "kokoro":
             kk = engines.kokoro()
-            for k, clause in enumerate(kokoro_clauses(sentence)):
+            clauses = kokoro_clauses(sentence)
+            if clauses and sentence is pieces[0]:  # only the request's first audio is on the critical path
+                clauses[:1] = first_piece_cut(clauses[0])
+            for k, clause in enumerate(clauses):
                 if k and cancel_requested(inp):
                     return False
                 wall0, t0 = time.time(), time.perf_counter()
