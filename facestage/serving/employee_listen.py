@@ -110,6 +110,11 @@ class StreamListening:
                                     "language": heard.language})
 
     async def _final(self, st: dict[str, Any], utterance: int, audio: np.ndarray, end_t: float) -> None:
+        busy = st["partial_task"]
+        if busy is not None and not busy.done():
+            # Let the running partial finish first: it detects the language (the final then skips detection
+            # and gets the right prompt), and on 2 cores the two would only slow each other down.
+            await asyncio.wait([busy], timeout=3.0)
         try:
             heard = await self._transcribe(st, audio)
         except Exception as exc:  # noqa: BLE001 - reported, the session stays up
@@ -131,11 +136,11 @@ def _finished(task: asyncio.Task) -> None:
 
 
 def zh_prompt(profile: Any) -> str:
-    """Whisper's initial prompt for Mandarin: simplified characters and the brand's own product words.
+    """Whisper's initial prompt for Mandarin: one short sentence in simplified characters.
 
-    Without a prompt Whisper base writes Mandarin in traditional characters most of the time (10 of 12
-    brand sentences here), which the brand's simplified FAQ does not match; a simplified-Chinese prompt
-    naming the products turns that around (10 of 12 simplified) and helps it spell the product names.
+    Without a prompt Whisper base writes Mandarin in traditional characters most of the time (6 of 6 short
+    questions here), which the brand's simplified FAQ does not match ("你們幾點關門" was redirected). This
+    prompt made all 6 simplified; a longer one listing the brand's products made them traditional again,
+    so the profile is deliberately not used.
     """
-    titles = [p.title for p in profile.products if p.lang == "zh"][:6]
-    return "以下是普通话的句子。" + ("顾客问到" + "、".join(titles) + "。" if titles else "")
+    return "以下是普通话的句子。"
