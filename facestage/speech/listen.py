@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .types import resample_int16
 
 RATE = 16000
@@ -38,7 +38,7 @@ def _load_vad() -> Any:
     try:
         from silero_vad import load_silero_vad
     except ImportError as exc:  # pragma: no cover - a broken install
-        raise InputError("streaming listening needs the silero-vad package") from exc
+        raise ConfigError("streaming listening needs the silero-vad package") from exc
     with _MODEL_LOCK:  # one ONNX session per listener (it keeps recurrent state), created one at a time
         return load_silero_vad(onnx=True)
 
