@@ -134,13 +134,14 @@ function connectTalk() {
   conn.on("started", (m) => { C.started = m; if (!$("#chat").children.length) bubble("bot", m.greeting); });
   conn.on("error", (m) => { C.errors.push(m); toast(m.message); });
   conn.on("reply", (m) => {
+    ev("reply", { reply: m.reply, index: m.index });
     if (C.cancelled.includes(m.reply)) return;
     if (currentReply !== m.reply) { currentReply = m.reply; replyStart = null; C.frames = []; botBubble = bubble("bot", ""); }
     botBubble.textContent += (botBubble.textContent ? " " : "") + m.text;
     C.replies.push(m.text);
   });
-  conn.on("audio", (m) => pendingAudio.push(m));
-  conn.on("reply_end", () => { C.replyEnded++; });
+  conn.on("audio", (m) => { ev("audio", { reply: m.reply, index: m.index }); pendingAudio.push(m); });
+  conn.on("reply_end", (m) => { ev("reply_end", { reply: m.reply }); C.replyEnded++; });
   conn.on("listening", (m) => ev("listening", { mode: m.mode }));
   conn.on("speech_start", (m) => {  // the customer talks: stop the answer here at once, the server does too
     ev("speech_start", { utterance: m.utterance });
@@ -188,7 +189,7 @@ function cancelReply(reply, reason) {
     s.rec.stoppedAt = now;  // a chunk scheduled later than now never sounds (stoppedAt < start)
   }
   sources = sources.filter((x) => x.rec.reply !== reply);
-  pendingAudio = pendingAudio.filter((m) => m.reply !== reply);
+  // pendingAudio keeps its entries: each pairs with the next PCM frame in order (playChunk skips them)
   if (currentReply === reply) { C.frames = []; replyStart = null; }
   $("#speaking").classList.add("hidden"); restMouth(); ev("cancelled", { reply, reason, restDrawn: C.restDrawn });
 }
