@@ -269,13 +269,16 @@ def test_employee_uses_the_llm_and_falls_back_when_it_is_down(demo, employee, ll
     live = Employee(demo, backend=OpenAIChatBackend(llama_server, "smollm2", max_tokens=48, temperature=0),
                     retriever=employee.retriever)
     reply = live.answer("When do your shops close?", "llm")
-    assert reply.source == "llm" and reply.text.strip(), reply
+    # the model's words are spoken unless the output guard caught an invented fact (SmolLM2 invents many;
+    # then the FAQ answer is said): either way the LLM was asked (tests/test_dialogue_guardrails.py)
+    assert reply.source in ("llm", "guard:faq", "llm+guard:faq") and reply.text.strip(), (reply, live.last_guard)
     # off-topic questions never reach the LLM
     assert live.answer("who won the football match last night", "llm").source == "redirect"
     # a profile's own llm settings configure the backend (validated like every other field)
     data = demo_profile_dict() | {"llm": {"base_url": llama_server, "model": "smollm2", "max_tokens": 24}}
     configured = Employee(Profile.from_dict(data), retriever=employee.retriever)
-    assert configured.backend is not None and configured.answer("你们几点关门？", "cfg").source == "llm"
+    assert configured.backend is not None
+    assert configured.answer("你们几点关门？", "cfg").source in ("llm", "guard:faq", "llm+guard:faq")
     assert sorted(configured.session_ids()) == ["cfg"]
 
     down = Employee(demo, backend=OpenAIChatBackend(f"http://127.0.0.1:{_free_port()}/v1", "m"),

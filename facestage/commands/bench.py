@@ -16,6 +16,8 @@ BENCHES = {
     "speech": "question to first audio, TTS real-time factor, retrieval latency",
     "server": "concurrent 640x480 effect streams at 30 fps and the latency the server adds",
     "browser": "studio avatar mode in Chromium: client-rendered (three-vrm) vs server-rendered fps, latency, bytes",
+    "conversation": "spoken questions in Chromium (fake mic): end of speech to first reply audio, en and zh; "
+                    "TTS RTF per voice",
 }
 
 

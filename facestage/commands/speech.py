@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("say", help="synthesize speech to a WAV file (+ viseme timeline)",
-                       description="English with the piper 'joe' voice, Mandarin with espeak-ng, chosen per "
+                       description="English with the piper 'joe' voice, Mandarin with Kokoro (neural), chosen per "
                                    "sentence from the text unless --lang or an espeak:NAME voice is given.")
     p.add_argument("text", help="what to say")
     p.add_argument("-o", "--output", required=True, help="output .wav file")
-    p.add_argument("--voice", default=None, help="piper:joe (default) or espeak:NAME (e.g. espeak:cmn, espeak:fr)")
+    p.add_argument("--voice", default=None, help="piper:joe, kokoro:zf_xiaobei|zm_yunxi|… (Mandarin) "
+                   "or espeak:NAME (e.g. espeak:fr)")
     p.add_argument("--lang", choices=("en", "zh"), default=None, help="force the language (default: from the text)")
     p.add_argument("--visemes", default=None, help="also write the phoneme/viseme timeline as JSON here")
     p.add_argument("--fps", type=float, default=None, help="with --visemes: add ARKit mouth weights per frame")
@@ -119,8 +120,9 @@ def _chat(args: argparse.Namespace) -> int:
     speak_dir = None
     if args.speak:
         from ..speech import TTSClient
+        from ..speech.voices import profile_voice
 
-        tts = TTSClient(voice=profile.voice)
+        tts = TTSClient(voice=profile_voice(profile))
         tts.warmup(tuple(profile.languages))  # load the voices now, not on the first question
         speak_dir = Path(args.speak_dir or Path.cwd() / "chat-audio")
         speak_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +172,7 @@ def _talk(args: argparse.Namespace) -> int:
         raise ConfigError(f"talk needs the avatar renderer, which is not available: {exc}") from exc
     from ..speech import TTSClient
     from ..speech.talk import render_talk
+    from ..speech.voices import profile_voice
 
     if not 64 <= args.size <= 2048:
         raise InputError("--size must be between 64 and 2048")
@@ -181,7 +184,7 @@ def _talk(args: argparse.Namespace) -> int:
     avatar = load_avatar(_avatar_name(args.avatar or profile.avatar))  # fail fast on a bad avatar name
     emp = _employee(args, profile)
     reply = emp.answer(args.question, "talk")
-    with TTSClient(voice=profile.voice) as tts:
+    with TTSClient(voice=profile_voice(profile)) as tts:
         utt = tts.synthesize_all(reply.text)
     rt = RenderThread(size=args.size)
     try:

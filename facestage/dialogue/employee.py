@@ -15,12 +15,14 @@ from typing import Any
 
 from ..errors import InputError
 from ..speech.text import detect_lang, split_sentences
+from .guardrails import OutputGuard
 from .intents import detect_intent, template
 from .llm import LLMError, OpenAIChatBackend
 from .profile import Profile
 from .retrieval import Hit, Retriever
 
 MAX_QUESTION_CHARS = 2000
+INTERRUPTED = " …"  # marks an answer the customer cut short (the LLM sees what was really said)
 MEMORY_TURNS = 8  # user+assistant pairs kept per session (bounded: sessions may live for hours)
 
 
@@ -91,6 +93,8 @@ class Employee:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self.last_error: str | None = None  # the most recent backend failure (for logs and tests)
+        self.guard = OutputGuard(profile)
+        self.last_guard: str | None = None  # why the most recent LLM sentence was not spoken
 
     # ----------------------------------------------------------------------------------------- sessions
     def session(self, session_id: str) -> Session:
@@ -167,13 +171,51 @@ class Employee:
 
     def _reply(self, text: str, session_id: str) -> Iterator[str | Reply]:
         text = self._check(text)
+        spoken: list[str] = []
+        finished = False
+        try:
+            for item in self._reply_body(text, session_id, spoken):
+                finished = isinstance(item, Reply)
+                yield item
+        finally:
+            if not finished:
+                # The caller stopped listening half way (barge-in, stop): the turn is still part of the
+                # conversation, as far as it was said — unless the session already recorded what was played.
+                self.set_spoken(session_id, text, _join(spoken, self._lang(text)), replace=False)
+
+    def _record(self, session_id: str, question: str, answer: str) -> None:
+        session = self.session(session_id)
+        with self._lock:
+            session.turns.append({"role": "user", "content": question})
+            session.turns.append({"role": "assistant", "content": answer})
+
+    def set_spoken(self, session_id: str, question: str, spoken: str, replace: bool = True) -> None:
+        """Record an interrupted answer to ``question`` as what was actually spoken (marked with " …").
+
+        The session calls it with what the customer heard; the reply generator, when closed early, with
+        what it had produced (``replace=False``: it never overwrites the session's more exact record).
+        """
+        session = self.session(session_id)
+        answer = spoken.strip() + INTERRUPTED
+        with self._lock:
+            turns = session.turns
+            # the answer to this question is already recorded (in full, or by the session): correct it
+            if len(turns) >= 2 and turns[-2] == {"role": "user", "content": question.strip()}:
+                if replace:
+                    turns[-1] = {"role": "assistant", "content": answer}
+                return
+            turns.append({"role": "user", "content": question.strip()})
+            turns.append({"role": "assistant", "content": answer})
+
+    def _reply_body(self, text: str, session_id: str, spoken: list[str]) -> Iterator[str | Reply]:
         session = self.session(session_id)
         lang = self._lang(text)
         session.lang = lang
-        spoken: list[str] = []
         source = ""
         hits: list[Hit] = []
         intent = detect_intent(text, lang)
+        if intent is None and self.guard.blocked_topic(text):  # the brand's own no-go topics
+            intent = "redirect"
         if intent is not None:
             source = f"template:{intent}"
             for s in split_sentences(template(self.profile, intent, lang)):
@@ -182,10 +224,16 @@ class Employee:
         else:
             hits, query = self.retrieve(text, session, lang)
             on_topic = bool(hits) and hits[0].confidence >= self.MIN_SCORE[lang]
+            guarded = ""
             if self.backend is not None and on_topic:
                 source = "llm"
                 try:
+                    # every sentence is checked before it is spoken; the first failing one ends the LLM's turn
                     for s in self._llm_sentences(text, session, hits, lang):
+                        verdict = self.guard.check(s)
+                        if not verdict.ok:
+                            guarded = self.last_guard = verdict.reason
+                            break
                         spoken.append(s)
                         yield s
                 except LLMError as exc:
@@ -195,6 +243,15 @@ class Employee:
                         spoken.append(s)
                         yield s
                     source = "llm-partial" if spoken else ""
+            if guarded:
+                # a blocked topic gets a polite refusal; a competitor or an invented price/product gets the
+                # FAQ answer instead (grounded by construction)
+                kind = "unsafe" if guarded.startswith("blocked_topic") else None
+                source = ("llm+" if spoken else "") + f"guard:{kind or hits[0].passage.kind}"
+                lines = split_sentences(template(self.profile, "unsafe", lang) if kind else hits[0].passage.answer)
+                for s in lines:
+                    spoken.append(s)
+                    yield s
             if not spoken:
                 if on_topic:
                     source = hits[0].passage.kind
@@ -209,8 +266,7 @@ class Employee:
             if on_topic:
                 session.last_topic = hits[0].passage.doc_id
                 session.last_question = query  # a follow-up keeps the topic words it borrowed
-        session.turns.append({"role": "user", "content": text})
-        session.turns.append({"role": "assistant", "content": (" " if lang == "en" else "").join(spoken)})
+        self._record(session_id, text, _join(spoken, lang))
         yield Reply("", lang, source, hits)
 
     def build_messages(self, text: str, session: Session, hits: list[Hit], lang: str) -> list[dict[str, str]]:
@@ -231,3 +287,7 @@ class Employee:
         for token in self.backend.stream_chat(self.build_messages(text, session, hits, lang)):
             yield from streamer.feed(token)
         yield from streamer.flush()
+
+
+def _join(sentences: list[str], lang: str) -> str:
+    return (" " if lang == "en" else "").join(sentences)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from .guardrails import unsafe_request
 from .profile import Profile
 
 _PATTERNS: dict[str, dict[str, re.Pattern[str]]] = {
@@ -28,14 +29,6 @@ _PATTERNS: dict[str, dict[str, re.Pattern[str]]] = {
     },
 }  # fmt: skip
 
-# Requests a brand employee must decline whatever the knowledge base says.
-_UNSAFE = {
-    "en": re.compile(
-        r"\b(bomb|explosive|weapon|gun|kill|murder|suicide|self[- ]harm|poison (someone|a person)|hack|"
-        r"steal|drugs?|meth|cocaine|porn|credit card numbers?)\b", re.I),
-    "zh": re.compile(r"(炸弹|炸药|武器|枪支|杀人|自杀|自残|下毒|黑客|偷|毒品|色情)"),
-}  # fmt: skip
-
 DEFAULT_TEMPLATES = {
     "thanks": {"en": "You're welcome!", "zh": "不客气！"},
     "goodbye": {"en": "Goodbye!", "zh": "再见！"},
@@ -50,7 +43,7 @@ DEFAULT_TEMPLATES = {
 
 def detect_intent(text: str, lang: str) -> str | None:
     """'unsafe', 'greeting', 'thanks', 'goodbye', 'smalltalk' or None (a real question)."""
-    if _UNSAFE[lang if lang in _UNSAFE else "en"].search(text):
+    if unsafe_request(text):  # harm asked for, not a keyword ("does pasteurisation kill bacteria?" is fine)
         return "unsafe"
     for intent in ("greeting", "thanks", "goodbye", "smalltalk"):
         pat = _PATTERNS[intent].get(lang) or _PATTERNS[intent]["en"]

@@ -56,12 +56,15 @@ class Profile:
     greeting: dict[str, str] = field(default_factory=dict)  # per language
     templates: dict[str, dict[str, str]] = field(default_factory=dict)  # kind → lang → text
     voice: str | None = None  # TTS voice (None = automatic per language)
+    voices: dict[str, str] = field(default_factory=dict)  # per language, e.g. {"zh": "kokoro:zm_yunxi"}
     avatar: str = "default"  # a built-in avatar name
     colors: dict[str, str] = field(default_factory=dict)  # primary, secondary, text … as #rrggbb
     background: str = "#ffffff"  # a colour or a built-in background name
     faq: list[FAQEntry] = field(default_factory=list)
     products: list[ProductSheet] = field(default_factory=list)
     llm: LLMSettings | None = None
+    competitors: list[str] = field(default_factory=list)  # names the employee never says (guardrails)
+    blocked_topics: list[str] = field(default_factory=list)  # words/phrases it never speaks about
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -93,7 +96,7 @@ def hex_to_rgb(value: str) -> tuple[int, int, int]:
 
 # ----------------------------------------------------------------------------------------------------- parsing
 _TOP_KEYS = {"id", "name", "role", "company", "persona", "tone", "languages", "greeting", "templates", "voice",
-             "avatar", "colors", "background", "knowledge", "llm"}
+             "voices", "competitors", "blocked_topics", "avatar", "colors", "background", "knowledge", "llm"}
 
 
 def _str(d: dict[str, Any], key: str, where: str, *, required: bool = True, default: str | None = None,
@@ -170,14 +173,33 @@ def _parse_profile(data: Any) -> Profile:
         languages=langs,
         greeting=_lang_map(data.get("greeting", {}), "profile.greeting"),
         templates={str(k): _lang_map(v, f"profile.templates.{k}") for k, v in templates.items()},
-        voice=_str(data, "voice", "profile.", required=False, max_len=100),
+        voice=_voice(_str(data, "voice", "profile.", required=False, max_len=100), "profile.voice"),
+        voices={k: _voice(v, f"profile.voices.{k}")
+                for k, v in _lang_map(data.get("voices", {}), "profile.voices").items()},
         avatar=_str(data, "avatar", "profile.", required=False, default="default", max_len=100),
         colors=dict(colors),
         background=_str(data, "background", "profile.", required=False, default="#ffffff", max_len=200),
         faq=[_parse_faq(e, i) for i, e in enumerate(_list(knowledge, "faq"))],
         products=[_parse_product(e, i) for i, e in enumerate(_list(knowledge, "products"))],
         llm=_parse_llm(data["llm"]) if data.get("llm") is not None else None,
+        competitors=_str_list(data.get("competitors", []), "profile.competitors"),
+        blocked_topics=_str_list(data.get("blocked_topics", []), "profile.blocked_topics"),
     )
+
+
+def _str_list(v: Any, where: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() and len(x) <= 200 for x in v):
+        raise ConfigError(f"{where}: must be a list of non-empty strings (≤ 200 characters each)")
+    return [x.strip() for x in v]
+
+
+def _voice(v: str | None, where: str) -> str | None:
+    from ..speech.voices import check_voice  # pure catalogue, no engine import
+
+    try:
+        return check_voice(v) if v else None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _list(d: dict[str, Any], key: str) -> list[Any]:

@@ -159,7 +159,7 @@ class App:
                  ("render", lambda: self.engine.render.render(self.engine.avatar("default"), None, size=64))]
         if self.demo_brand:
             steps.append(("employee", lambda: self.engine.employee(self.demo_brand)))
-        steps.append(("speech", lambda: self.engine.tts.warmup(("en",))))
+        steps.append(("speech", lambda: self.engine.tts.warmup(("en", "zh"))))
         for name, step in steps:
             try:
                 step()

@@ -86,7 +86,7 @@ class Engine:
             if self._tts is None:
                 from ..speech import TTSClient
 
-                self._tts = TTSClient()
+                self._tts = TTSClient(workers=0)  # a pool sized to the machine: employees do not queue
             return self._tts
 
     def avatar(self, name: str | None, brand: str | None = None):

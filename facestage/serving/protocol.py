@@ -103,7 +103,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "tracking": {"blendshapes": (_ANY_OBJ, False), "pose": (_ANY_OBJ, False), "t": (_NUM, False)},
     "say": {"text": ((str,), True), "lang": ((str, type(None)), False), "voice": ((str, type(None)), False)},
     "greet": {"lang": ((str, type(None)), False)},
-    "listen": {"sample_rate": ((int,), True), "lang": ((str, type(None)), False)},
+    "listen": {"sample_rate": ((int,), True), "lang": ((str, type(None)), False), "mode": ((str,), False)},
     "listen_end": {},
     "render": {"avatar": ((str,), False), "blendshapes": (_ANY_OBJ, False), "yaw": (_NUM, False),
                "pitch": (_NUM, False), "roll": (_NUM, False), "size": (_NUM + (list,), False),
@@ -111,7 +111,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
                "expression": ((str,), False), "framing": ((str,), False), "id": ((str, int), False)},
     "checkpoint": {},
     "ping": {"t": (_NUM, False)},
-    "stop": {},
+    "stop": {"played_s": (_NUM, False)},
 }
 
 

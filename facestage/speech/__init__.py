@@ -1,8 +1,15 @@
-"""Speech: TTS in a worker process, phoneme/viseme timelines, ARKit mouth shapes per video frame."""
+"""Speech: TTS in worker processes, phoneme/viseme timelines, ARKit mouth shapes per video frame."""
 
-from .client import HTTPSpeechBackend, SpeechError, TTSClient, WorkerPool, WorkerSpeechBackend
+from .client import (
+                     HTTPSpeechBackend,
+                     SpeechError,
+                     TTSClient,
+                     WorkerDied,
+                     WorkerPool,
+                     WorkerSpeechBackend,
+                     default_pool_size,
+)
 from .types import SpeechChunk, Utterance, join_chunks
 
-__all__ = ["HTTPSpeechBackend", "SpeechChunk", "SpeechError", "TTSClient", "Utterance", "WorkerPool",
-           "WorkerSpeechBackend",
-           "join_chunks"]
+__all__ = ["HTTPSpeechBackend", "SpeechChunk", "SpeechError", "TTSClient", "Utterance", "WorkerDied", "WorkerPool",
+           "WorkerSpeechBackend", "default_pool_size", "join_chunks"]

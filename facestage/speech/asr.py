@@ -74,7 +74,7 @@ def _model(threads: int) -> Any:
 
 
 def transcribe(audio: np.ndarray, sample_rate: int, language: str | None = None, vad: bool = True,
-               threads: int = 1) -> Transcript:
+               threads: int = 1, prompt: str | None = None) -> Transcript:
     """Text of int16 (or float in [-1, 1]) mono audio; ``language`` None = detect ('en', 'zh', ...)."""
     if audio.ndim != 1 or len(audio) == 0:
         raise InputError("transcribe needs non-empty mono audio")
@@ -83,8 +83,37 @@ def transcribe(audio: np.ndarray, sample_rate: int, language: str | None = None,
     pcm = resample_int16(audio, sample_rate, WHISPER_RATE).astype(np.float32) / 32768.0
     segments, info = _model(threads).transcribe(
         pcm, language=language, vad_filter=vad, beam_size=1,
+        initial_prompt=prompt,
         vad_parameters={"min_silence_duration_ms": 300},
     )
     segs = [(float(s.start), float(s.end), s.text.strip()) for s in segments]
     sep = "" if info.language in ("zh", "ja") else " "
-    return Transcript(sep.join(t for _, _, t in segs).strip(), info.language, float(info.language_probability), segs)
+    text = sep.join(t for _, _, t in segs).strip()
+    if info.language == "zh":
+        text = to_simplified(text)
+    return Transcript(text, info.language, float(info.language_probability), segs)
+
+
+# Without OpenCC: the traditional forms Whisper base wrote most often for customer questions here (shop
+# hours, prices, delivery, products), one character each. A stopgap, not a converter: install opencc.
+_T2S_COMMON = str.maketrans(
+    "們點關門費無嗎這個時錢買賣麼會從還沒橋運單臘價幾開營業貨訂換鐘電話號問題請謝對說現發東車讓給過後為"
+    "裡與兩種貴們寶優惠場體產營養絲麵雞魚員務銷當歡節檔幣張樣緊壓甚憑據實線網頁邊離還準備場週馬圓約熱",
+    "们点关门费无吗这个时钱买卖么会从还没桥运单腊价几开营业货订换钟电话号问题请谢对说现发东车让给过后为"
+    "里与两种贵们宝优惠场体产营养丝面鸡鱼员务销当欢节档币张样紧压甚凭据实线网页边离还准备场周马圆约热")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified characters with OpenCC when it is installed (``pip install opencc``), else
+    the common characters of customer questions (Whisper's prompt already steers it to simplified)."""
+    try:
+        import opencc
+    except ImportError:
+        return text.translate(_T2S_COMMON)
+    global _T2S
+    if _T2S is None:
+        _T2S = opencc.OpenCC("t2s")
+    return _T2S.convert(text)
+
+
+_T2S: Any = None

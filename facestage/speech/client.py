@@ -7,8 +7,6 @@ process, and synthesis never blocks the render thread); ``HTTPSpeechBackend`` ca
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import queue
 import select
@@ -17,24 +15,22 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-import wave
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import FacestageError, InputError
+from ..errors import InputError
+from .errors import SpeechError, WorkerDied
+from .http_backend import HTTPSpeechBackend, envelope_visemes
 from .protocol import ProtocolError, read_message, write_message
-from .text import detect_lang, has_speakable, split_sentences
-from .types import SpeechChunk, Timeline, Utterance, join_chunks
+from .text import has_speakable
+from .types import SpeechChunk, Utterance, join_chunks
 from .visemes import phonemes_to_visemes
+from .voices import VoiceSpec, check_voice_spec
 
-
-class SpeechError(FacestageError, RuntimeError):
-    """The speech engine failed (worker died, backend unreachable, engine error)."""
-
+__all__ = ["HTTPSpeechBackend", "SpeechBackend", "SpeechError", "TTSClient", "WorkerDied", "WorkerPool",
+           "WorkerSpeechBackend", "default_pool_size", "envelope_visemes"]
 
 
 class SpeechBackend(Protocol):
@@ -43,6 +39,9 @@ class SpeechBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+CANCEL_TIMEOUT_S = 10.0  # one clause of synthesis at most; longer means the worker is stuck
 
 
 class _TimeoutReader:
@@ -61,9 +60,10 @@ class _TimeoutReader:
 class WorkerSpeechBackend:
     """piper (English, joe voice) and espeak-ng (Mandarin and others) in a child process."""
 
-    def __init__(self, python: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, python: str | None = None, timeout: float = 60.0, threads: int | None = None) -> None:
         self.python = python or sys.executable
         self.timeout = timeout
+        self.threads = threads
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
         self._lock = threading.Lock()
@@ -78,6 +78,8 @@ class WorkerSpeechBackend:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115
             env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            if self.threads:
+                env["FACESTAGE_TTS_THREADS"] = str(self.threads)
             self._proc = subprocess.Popen(
                 [self.python, "-m", "facestage.speech.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, bufsize=0, env=env,
@@ -90,7 +92,7 @@ class WorkerSpeechBackend:
             self._log.seek(0)
             tail = self._log.read()[-600:].decode("utf-8", "replace").strip()
         self._kill()
-        return SpeechError(f"TTS worker {why}" + (f": {tail.splitlines()[-1]}" if tail else ""))
+        return WorkerDied(f"TTS worker {why}" + (f": {tail.splitlines()[-1]}" if tail else ""))
 
     def _exchange(self, request: dict[str, Any]) -> Iterator[tuple[dict[str, Any], bytes]]:
         """Send one request and yield reply messages until a terminal one; holds the worker meanwhile.
@@ -111,9 +113,9 @@ class WorkerSpeechBackend:
                         self._kill()
                         continue
                     raise self._died("exited") from None
-                except SpeechError:
+                except SpeechError as exc:
                     self._kill()
-                    raise
+                    raise WorkerDied(str(exc)) from None
                 break
             yield from self._replies(reader, header, payload)
 
@@ -135,17 +137,33 @@ class WorkerSpeechBackend:
                     header, payload = read_message(reader)
                 except ProtocolError:
                     raise self._died("exited") from None
-                except SpeechError:
+                except SpeechError as exc:
                     self._kill()
-                    raise
+                    raise WorkerDied(str(exc)) from None
         finally:
             if not finished and self._proc is not None and self._proc.poll() is None:
-                # The caller stopped early: the worker is still streaming, so restart rather than
-                # drain (draining could take as long as the rest of the text).
-                self._kill()
+                self._cancel(reader)
 
-    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> list[str]:
-        for header, _ in self._exchange({"op": "warmup", "langs": list(langs)}):
+    def _cancel(self, reader: _TimeoutReader) -> None:
+        """The caller stopped early (barge-in): ask the worker to stop at its next clause and read until its
+        "done"; kill it only if that fails (a restart reloads the models: seconds for Kokoro)."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            write_message(proc.stdin, {"op": "cancel"})
+            deadline = time.monotonic() + CANCEL_TIMEOUT_S
+            while time.monotonic() < deadline:
+                header, _ = read_message(_TimeoutReader(reader.fd, max(deadline - time.monotonic(), 0.01)))
+                # chunks still in the pipe are dropped; a plain "done"/"error" ended the stream before the
+                # worker saw the cancel, which it then answers with its own done (cancelled: false)
+                if header.get("op") == "done" and "cancelled" in header:
+                    return
+        except (OSError, ProtocolError, SpeechError):
+            pass
+        self._kill()
+
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh"), voice: Any = None) -> list[str]:
+        for header, _ in self._exchange({"op": "warmup", "langs": list(langs), "voice": voice}):
             return list(header.get("engines", []))
         return []
 
@@ -154,7 +172,7 @@ class WorkerSpeechBackend:
             return list(header.get("voices", []))
         return []
 
-    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+    def stream(self, text: str, voice: Any, lang: str | None) -> Iterator[dict[str, Any]]:
         for header, payload in self._exchange({"op": "synth", "text": text, "voice": voice, "lang": lang}):
             if header.get("op") != "chunk":
                 continue
@@ -184,29 +202,75 @@ class WorkerSpeechBackend:
         self._kill()
 
 
+def default_pool_size() -> int:
+    """One TTS worker per core (a synthesis keeps one core busy), at least 2 so one long reply never
+    blocks another employee, at most 8 (each worker holds ~0.5 GB of models)."""
+    return int(os.environ.get("FACESTAGE_TTS_WORKERS", 0)) or min(max(os.cpu_count() or 2, 2), 8)
+
+
 class WorkerPool:
     """Several worker processes for concurrent streams (one server session no longer waits for another's
-    sentence). Each stream borrows a free worker and returns it when done; extra callers wait."""
+    sentence). Each stream borrows a free worker and returns it when done; extra callers wait.
+
+    A worker that dies mid-stream is restarted and the same text is synthesised again on it, skipping the
+    chunks already delivered (sentence splitting and the models are deterministic), so the reply
+    continues; a second death in the same stream raises SpeechError naming the text.
+    """
 
     def __init__(self, size: int, python: str | None = None, timeout: float = 60.0) -> None:
         if not 1 <= size <= 32:
             raise ValueError("worker pool size must be 1..32")
-        self.workers = [WorkerSpeechBackend(python, timeout) for _ in range(size)]
+        self.workers = [WorkerSpeechBackend(python, timeout, threads=_threads_per_worker(size))
+                        for _ in range(size)]
         self._free: queue.Queue[WorkerSpeechBackend] = queue.Queue()
         for w in self.workers:
             self._free.put(w)
+        self.restarts = 0  # streams resumed on a restarted worker (for logs and tests)
 
     @property
     def pid(self) -> int | None:
         return self.workers[0].pid
 
-    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> list[str]:
-        return [name for w in self.workers for name in w.warmup(langs)]
+    @property
+    def pids(self) -> list[int | None]:
+        return [w.pid for w in self.workers]
 
-    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh"), voice: Any = None) -> list[str]:
+        """Warm every worker at once (Kokoro takes a few seconds each; in sequence that would add up)."""
+        results: list[list[str]] = [[] for _ in self.workers]
+        errors: list[BaseException] = []
+
+        def run(i: int, w: WorkerSpeechBackend) -> None:
+            try:
+                results[i] = w.warmup(langs, voice)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i, w), daemon=True) for i, w in enumerate(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return [name for r in results for name in r]
+
+    def stream(self, text: str, voice: Any, lang: str | None) -> Iterator[dict[str, Any]]:
         worker = self._free.get()
         try:
-            yield from worker.stream(text, voice, lang)
+            delivered = 0
+            for attempt in range(2):
+                try:
+                    for k, chunk in enumerate(worker.stream(text, voice, lang)):
+                        if k >= delivered:
+                            delivered += 1
+                            yield chunk
+                    return
+                except WorkerDied as exc:
+                    if attempt == 1:
+                        raise SpeechError(f"the TTS worker crashed twice while speaking {text[:60]!r}: {exc}"
+                                          ) from exc
+                    self.restarts += 1  # worker.stream restarts the process on the next request
         finally:
             self._free.put(worker)
 
@@ -215,83 +279,20 @@ class WorkerPool:
             w.close()
 
 
-class HTTPSpeechBackend:
-    """An OpenAI-compatible ``POST /v1/audio/speech`` server (WAV response), one request per sentence.
-
-    Such servers return no alignments, so phonemes are unknown and visemes come from the audio envelope
-    (silence → sil, louder → more open vowels): coarser than the worker's exact timings.
-    """
-
-    def __init__(self, base_url: str, model: str = "tts-1", voice: str = "alloy", api_key: str | None = None,
-                 timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.model, self.voice, self.api_key, self.timeout = model, voice, api_key, timeout
-
-    def stream(self, text: str, voice: str | None, lang: str | None) -> Iterator[dict[str, Any]]:
-        for sentence in split_sentences(text):
-            if not has_speakable(sentence):
-                continue
-            t0 = time.perf_counter()
-            body = json.dumps({"model": self.model, "input": sentence, "voice": voice or self.voice,
-                               "response_format": "wav"}).encode()
-            headers = {"Content-Type": "application/json"}
-            if self.api_key:
-                headers["Authorization"] = f"Bearer {self.api_key}"
-            url = self.base_url + ("/audio/speech" if self.base_url.endswith("/v1") else "/v1/audio/speech")
-            req = urllib.request.Request(url, body, headers)
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    data = resp.read()
-            except (urllib.error.URLError, OSError) as exc:
-                raise SpeechError(f"speech server {self.base_url} failed: {exc}") from exc
-            audio, rate = _decode_wav(data)
-            yield {"audio": audio, "sample_rate": rate, "text": sentence, "lang": lang or detect_lang(sentence),
-                   "engine": f"http:{self.model}", "phonemes": [], "transcript": "",
-                   "visemes": envelope_visemes(audio, rate), "synth_s": time.perf_counter() - t0}
-
-    def close(self) -> None:
-        pass
-
-
-def _decode_wav(data: bytes) -> tuple[np.ndarray, int]:
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            if w.getsampwidth() != 2:
-                raise SpeechError("speech server must return 16-bit WAV")
-            audio = np.frombuffer(w.readframes(w.getnframes()), "<i2")
-            if w.getnchannels() > 1:
-                audio = audio.reshape(-1, w.getnchannels()).mean(axis=1)
-            return audio.astype(np.int16), w.getframerate()
-    except (wave.Error, EOFError) as exc:
-        raise SpeechError(f"speech server returned no WAV audio ({exc})") from exc
-
-
-def envelope_visemes(audio: np.ndarray, sample_rate: int, hop_s: float = 0.02) -> Timeline:
-    """Visemes from loudness alone, for engines that give no alignments."""
-    hop = max(int(sample_rate * hop_s), 1)
-    n = len(audio) // hop
-    if n == 0:
-        return []
-    rms = np.sqrt((audio[: n * hop].astype(np.float32).reshape(n, hop) ** 2).mean(axis=1))
-    ref = float(np.percentile(rms, 95)) or 1.0
-    out: Timeline = []
-    for i, r in enumerate(rms / ref):
-        v = "sil" if r < 0.08 else "nn" if r < 0.3 else "E" if r < 0.6 else "aa"
-        s, e = i * hop_s, (i + 1) * hop_s
-        if out and out[-1][2] == v:
-            out[-1] = (out[-1][0], e, v)
-        else:
-            out.append((s, e, v))
-    return out
+def _threads_per_worker(size: int) -> int:
+    # ONNX threads per worker: the cores shared out, so a full pool does not oversubscribe the CPU
+    return max(1, (os.cpu_count() or 1) // size)
 
 
 class TTSClient:
     """Text → streamed :class:`SpeechChunk` s. The worker starts on first use; call :meth:`close`."""
 
-    def __init__(self, voice: str | None = None, backend: SpeechBackend | None = None, workers: int = 1) -> None:
+    def __init__(self, voice: VoiceSpec = None, backend: SpeechBackend | None = None, workers: int = 1) -> None:
         """``workers`` > 1 runs that many worker processes so that concurrent ``synthesize`` calls (one per
-        server session) proceed in parallel; with 1, calls from several threads take turns."""
+        server session) proceed in parallel; with 1, calls from several threads take turns; 0 = sized to
+        the machine (:func:`default_pool_size`)."""
         self.voice = voice
+        workers = workers or default_pool_size()
         if backend is None:
             backend = WorkerSpeechBackend() if workers == 1 else WorkerPool(workers)
         self.backend: SpeechBackend = backend
@@ -302,24 +303,29 @@ class TTSClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def warmup(self, langs: tuple[str, ...] = ("en", "zh")) -> None:
-        """Load the engines now, so the first question does not pay the ~1 s model load."""
+    def warmup(self, langs: tuple[str, ...] = ("en", "zh"), voice: VoiceSpec = None) -> None:
+        """Load the engines now, so the first question does not pay the model load (Kokoro: a few seconds)."""
         if isinstance(self.backend, WorkerSpeechBackend | WorkerPool):
-            self.backend.warmup(langs)
+            self.backend.warmup(langs, check_voice_spec(voice or self.voice))
 
-    def synthesize(self, text: str, voice: str | None = None, lang: str | None = None) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, voice: VoiceSpec = None, lang: str | None = None) -> Iterator[SpeechChunk]:
+        """``voice``: a voice name (for sentences of its language), a mapping language → voice, or None."""
         if not isinstance(text, str) or not has_speakable(text):
             raise InputError("nothing to say: the text has no letters, digits or Chinese characters")
-        if lang is not None and lang not in ("en", "zh") and not (voice or self.voice or "").startswith("espeak:"):
+        spec: Any = voice or self.voice
+        if isinstance(self.backend, WorkerSpeechBackend | WorkerPool):  # HTTP servers have their own names
+            spec = check_voice_spec(spec)
+        if lang is not None and lang not in ("en", "zh") and not (isinstance(spec, str) and spec.startswith("espeak:")):
             raise InputError(f"unsupported language {lang!r} (en, zh; others through an espeak:VOICE voice)")
         offset = 0.0
-        for raw in self.backend.stream(text, voice or self.voice, lang):
+        for raw in self.backend.stream(text, spec, lang):
             phonemes = [(float(s), float(e), str(p)) for s, e, p in raw.get("phonemes", [])]
             visemes = raw.get("visemes") or phonemes_to_visemes(phonemes)
             chunk = SpeechChunk(
                 audio=raw["audio"], sample_rate=int(raw["sample_rate"]), offset_s=offset, text=raw["text"],
                 lang=raw["lang"], engine=raw["engine"], phonemes=phonemes, visemes=list(visemes),
                 transcript=raw.get("transcript", ""), synth_s=float(raw.get("synth_s", 0.0)),
+                worker_pid=raw.get("pid"), synth_at=tuple(raw["synth_at"]) if raw.get("synth_at") else None,
             )
             offset += chunk.duration_s
             yield chunk

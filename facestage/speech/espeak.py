@@ -24,6 +24,8 @@ _INIT_PHONEME_EVENTS = 0x0001
 _INIT_PHONEME_IPA = 0x0002
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes phonememode bits (speak_lib.h)
+_PHONEMES_TIE = 0x80  # bits 8-23 then hold the tie character
 
 
 class _EventId(ctypes.Union):
@@ -127,6 +129,22 @@ class Espeak:
                 if not ptr.contents.value:
                     break
                 res = self._lib.espeak_TextToPhonemes(ptr, _CHARS_UTF8, 0)
+                if res:
+                    out.append(res.decode("utf-8", "replace"))
+            return " ".join(out)
+
+    def ipa(self, text: str, voice: str = "en-us") -> str:
+        """IPA with '^' tying multi-letter phonemes (what misaki's tables expect), e.g. 'ˈæpə^l pˈe^ɪ'."""
+        mode = _PHONEMES_IPA | _PHONEMES_TIE | (ord("^") << 8)
+        with self._lock:
+            self._set_voice(voice)
+            buf = ctypes.c_char_p(text.encode("utf-8"))
+            ptr = ctypes.pointer(buf)
+            out: list[str] = []
+            for _ in range(10_000):
+                if not ptr.contents.value:
+                    break
+                res = self._lib.espeak_TextToPhonemes(ptr, _CHARS_UTF8, mode)
                 if res:
                     out.append(res.decode("utf-8", "replace"))
             return " ".join(out)

@@ -28,6 +28,8 @@ class SpeechChunk:
     visemes: Timeline = field(default_factory=list)
     transcript: str = ""  # the engine's phoneme string (espeak mnemonics carry Mandarin tone numbers)
     synth_s: float = 0.0  # time the engine took for this chunk
+    worker_pid: int | None = None  # the TTS worker process that made it
+    synth_at: tuple[float, float] | None = None  # wall-clock (time.time()) start/end of its synthesis
 
     @property
     def duration_s(self) -> float:

@@ -155,6 +155,25 @@ def viseme_frames(visemes: list[tuple[float, float, str]], fps: float, duration:
     return [{name: round(float(w), 4) for name, w in zip(MOUTH_NAMES, row, strict=True)} for row in weights]
 
 
+def viseme_weight_frames(visemes: list[tuple[float, float, str]], fps: float, duration: float,
+                         floor: float = 0.02) -> list[dict[str, float]]:
+    """Co-articulated viseme weights ({"aa": 0.7, "oh": 0.3}) per video frame, for a rig to turn into ARKit
+    shapes (``Rig.speak``): the same sampling as :func:`viseme_frames`, before the shape table. Weights
+    under ``floor`` are dropped (they move no vertex visibly) and the rest renormalised."""
+    if fps <= 0:
+        raise ValueError("fps must be positive")
+    count = max(int(round(duration * fps)), 0)
+    if count == 0:
+        return []
+    act = viseme_activations(visemes, (np.arange(count) + 0.5) / fps)
+    out = []
+    for row in act:
+        keep = {VISEMES[i]: float(w) for i, w in enumerate(row) if w >= floor}
+        total = sum(keep.values()) or 1.0
+        out.append({k: round(v / total, 4) for k, v in keep.items()})
+    return out
+
+
 def mouth_opening(weights: dict[str, float]) -> float:
     """A scalar 'how open is the mouth' used by checks and simple 2D avatars."""
     return weights.get("jawOpen", 0.0) + 0.5 * weights.get("mouthLowerDownLeft", 0.0) - 0.5 * weights.get(

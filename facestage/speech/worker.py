@@ -13,6 +13,7 @@ Any failure of one request → {"op": "error", "message"}; the worker keeps serv
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 from pathlib import Path
@@ -22,9 +23,8 @@ import numpy as np
 
 from .protocol import ProtocolError, read_message, write_message
 from .text import detect_lang, first_phrase_cut, has_speakable, split_sentences
+from .voices import PIPER_VOICES, VoiceSpec, list_voices, resolve
 
-PIPER_VOICES = {"joe": "en_US-joe-medium"}
-DEFAULT_PIPER = "joe"
 FIRST_CHUNK_CHARS = 40  # a longer first sentence is cut after its first phrase (first audio sooner)
 JOIN_PAUSE_S = 0.05  # silence kept at the end of such a cut piece (piper ends every input with ~0.2 s)
 
@@ -40,11 +40,23 @@ def _piper_voice_path(name: str) -> Path:
 
 
 class Engines:
-    """Lazily loaded engines: piper costs ~0.7 s to load, espeak ~10 ms."""
+    """Lazily loaded engines: piper costs ~0.7 s to load, Kokoro ~2-4 s, espeak ~10 ms."""
 
     def __init__(self) -> None:
         self._piper: dict[str, Any] = {}
         self._espeak: Any = None
+        self._kokoro: Any = None
+
+    def kokoro(self) -> Any:
+        if self._kokoro is None:
+            from .kokoro import Kokoro
+
+            threads = int(os.environ.get("FACESTAGE_TTS_THREADS", "0")) or None
+            self._kokoro = Kokoro(threads=threads, english_ipa=self._english_ipa)
+        return self._kokoro
+
+    def _english_ipa(self, text: str) -> str:
+        return self.espeak().ipa(text, "en-us")
 
     def piper(self, name: str) -> Any:
         if name not in self._piper:
@@ -61,25 +73,60 @@ class Engines:
         return self._espeak
 
 
-def _plan(voice: str | None, lang: str | None, sentence: str) -> tuple[str, str, str]:
-    """(engine, engine voice, language) for one sentence.
-
-    Auto and piper voices follow the text's language (piper joe is English only, so Mandarin goes to
-    espeak's Mandarin voice); an explicit ``espeak:NAME`` voice is used as given.
-    """
+def _plan(voice: VoiceSpec, lang: str | None, sentence: str) -> tuple[str, str, str]:
+    """(engine, engine voice, language) for one sentence (see facestage.speech.voices.resolve)."""
     sent_lang = lang or detect_lang(sentence)
-    if voice and voice.startswith("espeak:"):
-        return "espeak", voice.split(":", 1)[1], sent_lang
-    name = (voice or DEFAULT_PIPER).removeprefix("piper:")
-    if name not in PIPER_VOICES:
-        raise ValueError(f"unknown voice {voice!r}; choose one of {', '.join(list_voices())}")
-    if sent_lang == "en":
-        return "piper", name, "en"
-    return "espeak", sent_lang, sent_lang
+    engine, name = resolve(voice, sent_lang)
+    if engine == "piper" and name not in PIPER_VOICES:
+        raise ValueError(f"unknown voice piper:{name}; choose one of {', '.join(list_voices())}")
+    return engine, name, sent_lang
 
 
-def list_voices() -> list[str]:
-    return [*(f"piper:{v}" for v in PIPER_VOICES), "espeak:<espeak voice, e.g. cmn, en-us, fr>"]
+# A Kokoro sentence is spoken clause by clause: the first audio arrives after the first clause (RTF ≈ 0.5-0.9
+# on one busy core, so a 1 s clause costs ~0.7 s), and the model's input stays well under 510 tokens.
+# Clauses shorter than this many characters are joined to the next (each call has a fixed overhead).
+MIN_CLAUSE_CHARS = 3  # "您好，" stays on its own: the quickest first audio
+_CLAUSE_END = "，、；：,;:"
+
+
+# Time to first audio is the synthesis time of the first piece (RTF ≈ 0.35 here: a 12-character clause of
+# ~2.5 s takes ~0.9 s). A longer first clause is cut at the word boundary nearest FIRST_PIECE_CHARS.
+FIRST_PIECE_CHARS = 6
+FIRST_CLAUSE_MAX = 10
+
+
+def first_piece_cut(clause: str) -> list[str]:
+    """Split a long first clause after its first words (jieba word boundaries, never inside a word)."""
+    body = clause.rstrip("，、；：,;:。！？.!? ")
+    if len(body) <= FIRST_CLAUSE_MAX:
+        return [clause]
+    import jieba  # loaded by misaki's G2P already
+
+    cut, pos = 0, 0
+    for word in jieba.lcut(clause):
+        pos += len(word)
+        if pos >= FIRST_PIECE_CHARS:
+            cut = pos
+            break
+    if not cut or len(clause) - cut < 4 or not has_speakable(clause[cut:]):
+        return [clause]
+    return [clause[:cut], clause[cut:]]
+
+
+def kokoro_clauses(sentence: str) -> list[str]:
+    parts: list[str] = []
+    cur = ""
+    for ch in sentence:
+        cur += ch
+        if ch in _CLAUSE_END and len(cur.strip()) >= MIN_CLAUSE_CHARS:
+            parts.append(cur.strip())
+            cur = ""
+    if cur.strip():
+        if parts and not has_speakable(cur):
+            parts[-1] += cur.strip()
+        else:
+            parts.append(cur.strip())
+    return [p for p in parts if has_speakable(p)]
 
 
 # piper IPA symbols that carry samples but no mouth shape of their own
@@ -153,16 +200,53 @@ def _trim_trailing_pause(audio: np.ndarray, phonemes: list[tuple[float, float, s
     return audio[:keep], [*phonemes[:-1], (start, keep / sample_rate, "")]
 
 
-def synth(engines: Engines, out: IO[bytes], text: str, voice: str | None, lang: str | None) -> None:
+def cancel_requested(inp: IO[bytes] | None) -> bool:
+    """True when the client sent {"op": "cancel"} while we synthesise (checked between clauses/sentences).
+
+    Stopping at the next clause costs at most one clause of CPU; killing the worker instead would cost a
+    model reload (Kokoro: seconds) on every barge-in.
+    """
+    if inp is None:
+        return False
+    try:
+        ready, _, _ = select.select([inp.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    if not ready:
+        return False
+    try:
+        req, _ = read_message(inp)
+    except ProtocolError:
+        return True  # parent gone: stop as well
+    return req.get("op") == "cancel"
+
+
+def synth(engines: Engines, out: IO[bytes], text: str, voice: VoiceSpec, lang: str | None,
+          inp: IO[bytes] | None = None) -> bool:
+    """Stream the text's chunks; False if a cancel stopped it part way."""
     pieces = [s for s in split_sentences(text) if has_speakable(s)]
     continues = [False] * len(pieces)
     if pieces and (cut := first_phrase_cut(pieces[0], FIRST_CHUNK_CHARS)):
         pieces[0:1] = list(cut)
         continues.insert(0, True)
     for sentence, cont in zip(pieces, continues, strict=True):
+        if cancel_requested(inp):
+            return False
         engine, engine_voice, sent_lang = _plan(voice, lang, sentence)
         t0 = time.perf_counter()
-        if engine == "piper":
+        if engine == "kokoro":
+            kk = engines.kokoro()
+            clauses = kokoro_clauses(sentence)
+            if clauses and sentence is pieces[0]:  # only the request's first audio is on the critical path
+                clauses[:1] = first_piece_cut(clauses[0])
+            for k, clause in enumerate(clauses):
+                if k and cancel_requested(inp):
+                    return False
+                wall0, t0 = time.time(), time.perf_counter()
+                res = kk.synthesize(clause, engine_voice)
+                _send_chunk(out, clause, sent_lang, "kokoro:" + engine_voice, res.audio, res.sample_rate,
+                            res.phonemes, res.transcript, time.perf_counter() - t0, wall0)
+        elif engine == "piper":
             pv = engines.piper(engine_voice)
             for ch in pv.synthesize(sentence, include_alignments=True):
                 audio = ch.audio_int16_array
@@ -180,15 +264,22 @@ def synth(engines: Engines, out: IO[bytes], text: str, voice: str | None, lang: 
                 t0 = time.perf_counter()
         else:
             es = engines.espeak()
+            wall0 = time.time()
             res = es.synthesize(sentence, es.voice_for(engine_voice))
             _send_chunk(out, sentence, sent_lang, "espeak:" + es.voice_for(engine_voice), res.audio,
-                        res.sample_rate, res.phonemes, res.transcript, time.perf_counter() - t0)
+                        res.sample_rate, res.phonemes, res.transcript, time.perf_counter() - t0, wall0)
+    return True
 
 
 def _send_chunk(out: IO[bytes], text: str, lang: str, engine: str, audio: np.ndarray, sample_rate: int,
-                phonemes: list[tuple[float, float, str]], transcript: str, synth_s: float) -> None:
+                phonemes: list[tuple[float, float, str]], transcript: str, synth_s: float,
+                wall0: float | None = None) -> None:
+    # synth_at: the wall-clock interval of this synthesis (both processes share the clock), so callers can
+    # show that concurrent replies really ran in parallel; pid names the worker that made it.
+    wall1 = time.time()
     header = {"op": "chunk", "text": text, "lang": lang, "engine": engine, "sample_rate": sample_rate,
-              "phonemes": phonemes, "transcript": transcript, "synth_s": synth_s}
+              "phonemes": phonemes, "transcript": transcript, "synth_s": synth_s, "pid": os.getpid(),
+              "synth_at": [wall0 if wall0 is not None else wall1 - synth_s, wall1]}
     write_message(out, header, np.ascontiguousarray(audio, dtype="<i2").tobytes())
 
 
@@ -202,14 +293,19 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         op = req.get("op")
         try:
             if op == "synth":
-                synth(engines, out, str(req.get("text", "")), req.get("voice"), req.get("lang"))
-                write_message(out, {"op": "done"})
+                complete = synth(engines, out, str(req.get("text", "")), req.get("voice"), req.get("lang"), inp)
+                # "cancelled" is present only when this done answers a cancel (see TTS client _cancel)
+                write_message(out, {"op": "done"} if complete else {"op": "done", "cancelled": True})
             elif op == "warmup":
                 names = []
                 for lang in req.get("langs", ["en"]):
-                    if lang == "en":
-                        engines.piper(DEFAULT_PIPER)
-                        names.append("piper:" + DEFAULT_PIPER)
+                    engine, name = resolve(req.get("voice"), lang)
+                    if engine == "piper":
+                        engines.piper(name)
+                        names.append("piper:" + name)
+                    elif engine == "kokoro":
+                        engines.kokoro().synthesize("好。", name)  # loads model, jieba dictionary and voice
+                        names.append("kokoro:" + name)
                     else:
                         es = engines.espeak()
                         es.synthesize("ok", es.voice_for(lang))
@@ -217,6 +313,8 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
                 write_message(out, {"op": "ready", "engines": names})
             elif op == "voices":
                 write_message(out, {"op": "voices", "voices": list_voices()})
+            elif op == "cancel":  # arrived after the stream ended: nothing to stop, still acknowledge
+                write_message(out, {"op": "done", "cancelled": False})
             elif op == "quit":
                 return
             else:

@@ -119,6 +119,14 @@ $("#upload").onchange = async () => {
 };
 
 // ------------------------------------------------------------------------------------------- talking
+// Test hooks (window.fsConsole): audioLog = every scheduled chunk {reply, start, end, stoppedAt} in AudioContext
+// seconds (so tests can prove two answers never sound at once), partials/heard texts, bargeIns, events.
+Object.assign(C, { audioLog: [], partials: [], heard: [], bargeIns: [], events: [], cancelled: [], talking: false,
+  mouthAtRest: true, restDrawn: 0 });
+let restFrame = null, sources = [];
+const LEAD_S = 0.12;  // a reply's first chunk is scheduled this far ahead (later chunks never arrive late)
+const ev = (type, extra = {}) => C.events.push({ type, t: performance.now(), ...extra });
+
 function connectTalk() {
   if (conn) conn.close();
   replyStart = null; C.frames = [];
@@ -126,36 +134,76 @@ function connectTalk() {
   conn.on("started", (m) => { C.started = m; if (!$("#chat").children.length) bubble("bot", m.greeting); });
   conn.on("error", (m) => { C.errors.push(m); toast(m.message); });
   conn.on("reply", (m) => {
+    ev("reply", { reply: m.reply, index: m.index });
+    if (C.cancelled.includes(m.reply)) return;
     if (currentReply !== m.reply) { currentReply = m.reply; replyStart = null; C.frames = []; botBubble = bubble("bot", ""); }
     botBubble.textContent += (botBubble.textContent ? " " : "") + m.text;
     C.replies.push(m.text);
   });
-  conn.on("audio", (m) => pendingAudio.push(m));
-  conn.on("reply_end", () => { C.replyEnded++; });
-  conn.on("heard", (m) => { if (m.text) bubble("user", m.text); else toast("Sorry, I did not catch that.", "info"); });
+  conn.on("audio", (m) => { ev("audio", { reply: m.reply, index: m.index }); pendingAudio.push(m); });
+  conn.on("reply_end", (m) => { ev("reply_end", { reply: m.reply }); C.replyEnded++; });
+  conn.on("listening", (m) => ev("listening", { mode: m.mode }));
+  conn.on("speech_start", (m) => {  // the customer talks: stop the answer here at once, the server does too
+    ev("speech_start", { utterance: m.utterance });
+    if (isPlaying()) { C.bargeIns.push({ reply: currentReply, at: performance.now() }); cancelReply(currentReply, "barge_in"); }
+  });
+  conn.on("partial", (m) => { C.partials.push(m.text); $("#partial").textContent = `… ${m.text}`; ev("partial", { text: m.text }); });
+  conn.on("heard", (m) => {
+    $("#partial").textContent = ""; C.heard.push(m.text); ev("heard", { text: m.text });
+    if (m.text) bubble("user", m.text); else toast("Sorry, I did not catch that.", "info");
+  });
+  conn.on("stopped", (m) => { if (m.reply) cancelReply(m.reply, m.reason); ev("stopped", { reply: m.reply, reason: m.reason }); });
   conn.onFrame((f) => {
     if (f.kind === Kind.PCM16) playChunk(pendingAudio.shift(), f.payload);
-    else if (f.timestamp < 0) drawEncoded($("#face"), f.kind, f.payload);  // a still, not part of a reply
-    else if (f.kind === Kind.JPEG || f.kind === Kind.WEBP) C.frames.push(f);
+    else if (f.timestamp < 0) { restFrame = f; drawEncoded($("#face"), f.kind, f.payload); }  // the face at rest
+    else if (f.kind === Kind.JPEG || f.kind === Kind.WEBP) { if (!C.cancelled.includes(currentReply)) C.frames.push(f); }
   });
   conn.open();
 }
 function bubble(who, text) {
   const b = el("div", { class: `msg ${who}` }, text); $("#chat").append(b); $("#chat").scrollTop = 1e9; return b;
 }
+const isPlaying = () => !!audio && sources.some((s) => s.rec.end > audio.currentTime);
 function playChunk(meta, payload) {
-  if (!meta || !audio) return;
+  if (!meta || !audio || C.cancelled.includes(meta.reply)) return;  // a stopped answer's late chunks stay silent
   const pcm = new Int16Array(payload), f32 = new Float32Array(pcm.length);
   for (let i = 0; i < pcm.length; i++) f32[i] = pcm[i] / 32768;
   const buf = audio.createBuffer(1, f32.length, meta.sample_rate); buf.copyToChannel(f32, 0);
   const src = audio.createBufferSource(); src.buffer = buf; src.connect(audio.destination);
-  // The reply's clock starts with its first chunk (a little slack so later chunks never arrive late).
-  if (replyStart === null) replyStart = audio.currentTime + 0.12;
-  src.start(replyStart + meta.start_s);
-  C.audioChunks++; C.audioSeconds += buf.duration;
+  if (replyStart === null) { replyStart = audio.currentTime + LEAD_S; ev("first_audio", { reply: meta.reply, at: replyStart }); }
+  const start = replyStart + meta.start_s;
+  src.start(start);
+  const rec = { reply: meta.reply, start, end: start + buf.duration, stoppedAt: null };
+  sources.push({ src, rec }); C.audioLog.push(rec);
+  C.audioChunks++; C.audioSeconds += buf.duration; C.mouthAtRest = false;
   $("#speaking").classList.remove("hidden");
-  src.onended = () => { if (audio.currentTime >= replyStart + meta.start_s + buf.duration - 0.05) $("#speaking").classList.add("hidden"); };
+  src.onended = () => { if (!isPlaying()) { $("#speaking").classList.add("hidden"); restMouth(); } };
 }
+// Stop an answer in the page: cancel every scheduled chunk, drop its frames, and put the mouth back at rest.
+function cancelReply(reply, reason) {
+  if (reply == null || C.cancelled.includes(reply)) return;
+  C.cancelled.push(reply);
+  const now = audio ? audio.currentTime : 0;
+  for (const s of sources.filter((x) => x.rec.reply === reply)) {
+    try { s.src.stop(); } catch (e) { /* already ended */ }
+    s.rec.stoppedAt = now;  // a chunk scheduled later than now never sounds (stoppedAt < start)
+  }
+  sources = sources.filter((x) => x.rec.reply !== reply);
+  // pendingAudio keeps its entries: each pairs with the next PCM frame in order (playChunk skips them)
+  if (currentReply === reply) { C.frames = []; replyStart = null; }
+  $("#speaking").classList.add("hidden"); restMouth(); ev("cancelled", { reply, reason, restDrawn: C.restDrawn });
+}
+function restMouth() {
+  C.mouthAtRest = true;
+  if (restFrame) { drawEncoded($("#face"), restFrame.kind, restFrame.payload); C.restDrawn++; }
+}
+function playedSeconds() { return audio && replyStart !== null ? Math.max(0, audio.currentTime - replyStart) : 0; }
+function stopAnswer() {  // the customer pressed stop, typed or pressed the mic: tell the server how much was heard
+  if (!conn || !isPlaying()) return;
+  conn.send({ type: "stop", played_s: playedSeconds() });
+  cancelReply(currentReply, "stop");
+}
+$("#stop").onclick = stopAnswer;
 // Show the newest frame whose media time has been reached by the audio clock: lips stay on the voice.
 let drawing = false;
 async function tick() {
@@ -170,43 +218,66 @@ async function tick() {
   try { await drawEncoded($("#face"), f.kind, f.payload); C.framesShown++; } finally { drawing = false; }
 }
 requestAnimationFrame(tick);
-$("#ask").onsubmit = (ev) => {
-  ev.preventDefault();
+$("#ask").onsubmit = (evt) => {
+  evt.preventDefault();
   const text = $("#question").value.trim(); if (!text || !conn) return;
   audio ||= new AudioContext();  // created on a click: browsers allow sound after a user gesture
   audio.resume();
+  stopAnswer();
   bubble("user", text); $("#question").value = "";
   conn.send({ type: "say", text });
 };
 
-// Hold to talk: microphone PCM16 frames between "listen" and "listen_end"; the server transcribes and answers.
+// Microphone → PCM16 frames. Hold to talk: between "listen" and "listen_end", transcribed at the end.
+// Talk (hands-free): mode "stream", the server's VAD finds each question, shows partial text and lets the
+// customer interrupt the answer by speaking (echo cancellation keeps the employee's own voice out).
 let mic = null;
+async function openMic(mode) {
+  audio ||= new AudioContext(); audio.resume();
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true,
+    noiseSuppression: true, autoGainControl: true } });
+  const src = audio.createMediaStreamSource(stream), proc = audio.createScriptProcessor(4096, 1, 1);
+  const mute = audio.createGain(); mute.gain.value = 0;  // keeps the processor running without playing the mic
+  let seq = 0;
+  conn.send({ type: "listen", sample_rate: audio.sampleRate, mode });
+  proc.onaudioprocess = (e) => {
+    const f = e.inputBuffer.getChannelData(0), pcm = new Int16Array(f.length);
+    for (let i = 0; i < f.length; i++) pcm[i] = Math.max(-1, Math.min(1, f[i])) * 32767;
+    if (seq === 0) ev("mic_first_chunk", { rate: audio.sampleRate, label: stream.getAudioTracks()[0].label });
+    conn.sendFrame(Kind.PCM16, seq++, 0, pcm.buffer);
+  };
+  src.connect(proc); proc.connect(mute); mute.connect(audio.destination);
+  return { stream, src, proc, mute, mode };
+}
+function closeMic() {
+  if (!mic) return;
+  mic.proc.disconnect(); mic.src.disconnect(); mic.mute.disconnect(); mic.stream.getTracks().forEach((t) => t.stop());
+  mic = null;
+  conn.send({ type: "listen_end" });
+}
 async function micDown() {
   if (!conn || mic) return;
-  audio ||= new AudioContext(); audio.resume();
-  try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
-    const src = audio.createMediaStreamSource(stream), proc = audio.createScriptProcessor(4096, 1, 1);
-    let seq = 0;
-    conn.send({ type: "listen", sample_rate: audio.sampleRate });
-    proc.onaudioprocess = (e) => {
-      const f = e.inputBuffer.getChannelData(0), pcm = new Int16Array(f.length);
-      for (let i = 0; i < f.length; i++) pcm[i] = Math.max(-1, Math.min(1, f[i])) * 32767;
-      conn.sendFrame(Kind.PCM16, seq++, 0, pcm.buffer);
-    };
-    src.connect(proc); proc.connect(audio.destination);
-    mic = { stream, src, proc };
-    $("#mic").classList.add("on"); $("#mic").textContent = "Listening…";
-  } catch (e) { toast(`Microphone unavailable: ${e.message}`); }
+  stopAnswer();
+  try { mic = await openMic("hold"); $("#mic").classList.add("on"); $("#mic").textContent = "Listening…"; }
+  catch (e) { toast(`Microphone unavailable: ${e.message}`); }
 }
 function micUp() {
-  if (!mic) return;
-  mic.proc.disconnect(); mic.src.disconnect(); mic.stream.getTracks().forEach((t) => t.stop()); mic = null;
-  conn.send({ type: "listen_end" });
-  $("#mic").classList.remove("on"); $("#mic").textContent = "Hold to talk";
+  if (!mic || mic.mode !== "hold") return;
+  closeMic(); $("#mic").classList.remove("on"); $("#mic").textContent = "Hold to talk";
 }
 $("#mic").addEventListener("pointerdown", micDown);
-for (const ev of ["pointerup", "pointerleave"]) $("#mic").addEventListener(ev, micUp);
+for (const e of ["pointerup", "pointerleave"]) $("#mic").addEventListener(e, micUp);
+$("#talk").onclick = async () => {
+  if (!conn) return;
+  if (mic && mic.mode === "stream") {
+    closeMic(); C.talking = false; $("#talk").classList.remove("on"); $("#talk").textContent = "Talk"; return;
+  }
+  if (mic) return;
+  try {
+    mic = await openMic("stream"); C.talking = true; ev("talk_on");
+    $("#talk").classList.add("on"); $("#talk").textContent = "Listening — click to end";
+  } catch (e) { toast(`Microphone unavailable: ${e.message}`); }
+};
 
 // Re-open the last brand of this browser.
 loadAvatars().catch((e) => toast(e.message));
