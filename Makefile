@@ -19,7 +19,7 @@ install: $(RUN_STAMP)
 install-test: $(TEST_STAMP)
 
 # What running needs: no compiler, no Chromium, no test extras.
-$(RUN_STAMP): requirements/run.txt pyproject.toml scripts/install-system.sh
+$(RUN_STAMP): requirements/run.txt pyproject.toml package-lock.json scripts/install-system.sh
 	bash scripts/install-system.sh run
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q "$$(grep '^pip==' requirements/run.txt)"
@@ -28,6 +28,10 @@ $(RUN_STAMP): requirements/run.txt pyproject.toml scripts/install-system.sh
 	$(PIP) install -q --no-deps -r requirements/run.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PIP) check
+	# the pages' JS (three.js, three-vrm, iwer) from the committed npm lock, served from our own origin
+	npm ci --omit=dev --no-audit --no-fund --loglevel=error
+	# Kokoro's Mandarin voice vectors: npm pack of kokoro-js@1.2.1, sha512-checked, only the voice files kept
+	bash scripts/fetch-kokoro-voices.sh
 	touch $@
 
 # The test extras on top: same versions for everything shared (test.txt is resolved against run.txt).
@@ -60,7 +64,8 @@ lock:
 	bash scripts/lock.sh
 
 bench: install-test
-	for b in tracking effects avatar speech server; do $(PY) -m facestage bench $$b --json || exit 1; done
+	for b in tracking effects avatar speech server conversation browser; do \
+	  $(PY) -m facestage bench $$b --json >/dev/null || exit 1; done
 	$(PY) -m facestage.tools.readme_figures
 
 readme-figures: install

@@ -21,8 +21,8 @@ import threading
 import time
 from typing import Any
 
-from .options import SCHEMAS
 from .employee_listen import StreamListening
+from .options import SCHEMAS
 from .protocol import Kind, ProtocolError, pack_frame
 from .sessions import Session, encode_rgba
 
