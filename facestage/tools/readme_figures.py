@@ -71,6 +71,22 @@ def _server(r: dict[str, Any]) -> str:
             f"(wall); server CPU {r['cpu_ms_per_frame']['total']} ms per frame")
 
 
+def _conversation(r: dict[str, Any]) -> str:
+    parts = [f"{label} p50 {r[lang]['end_of_speech_to_first_audio_ms_p50']:.0f} ms / p95 "
+             f"{r[lang]['end_of_speech_to_first_audio_ms_p95']:.0f} ms"
+             for lang, label in (("en", "English"), ("zh", "Mandarin"))]
+    rtf = ", ".join(f"{v} {x['rtf']}" for v, x in r["tts"].items())
+    return "wall, Chromium with a fake mic, end of speech → first reply audio playing: " + "; ".join(parts) + (
+        f"; TTS RTF {rtf}")
+
+
+def _browser(r: dict[str, Any]) -> str:
+    c, s = r["client_rendered"], r["server_rendered"]
+    return (f"Chromium (SwiftShader WebGL, no GPU), studio avatar mode: browser-rendered {c['updates_fps']} fps, "
+            f"send→drawn {_spread(c['latency_ms'])}, {c['down_bytes_per_frame']:.0f} B/frame down; server-rendered "
+            f"{s['updates_fps']} fps, {_spread(s['latency_ms'])}, {s['down_bytes_per_frame']:.0f} B/frame")
+
+
 ROWS = [
     Row("tracking", "tracking, 1280×720", _tracking, (("ratio ≤ 1.3", lambda r: r["ratio"] <= 1.3),)),
     Row("effects", "effects, 1280×720, one thread", _effects,
@@ -84,6 +100,14 @@ ROWS = [
           <= 300.0),)),
     Row("server", "server, 640×480 effect streams at 30 fps", _server,
         (("≥ 4 streams at p95 ≤ 40 ms", lambda r: bool(r["target_met"])),)),
+    Row("conversation", "voice conversation (server VAD + Whisper + dialogue + TTS, in the page)", _conversation,
+        (("p50 ≤ 1.0 s", lambda r: max(r[lang]["end_of_speech_to_first_audio_ms_p50"] for lang in ("en", "zh"))
+          <= 1000.0),)),
+    Row("browser", "avatar rendered in the viewer's browser", _browser,
+        (("≥ 30 fps", lambda r: r["client_rendered"]["updates_fps"] >= 30),
+         ("≤ 70 ms p50", lambda r: r["client_rendered"]["latency_ms"]["median"] <= 70),
+         ("≤ 0.5 KB/frame", lambda r: r["client_rendered"]["down_bytes_per_frame"] <= 512),
+         ("≥ 3× server fps", lambda r: (r.get("client_vs_server_updates_fps") or 0) >= 3))),
 ]
 
 
