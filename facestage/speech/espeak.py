@@ -119,28 +119,21 @@ class Espeak:
 
     def transcript(self, text: str, voice: str) -> str:
         """Phoneme mnemonics for the text (e.g. Mandarin 'ni214X'Au214' with tone contours)."""
-        with self._lock:
-            self._set_voice(voice)
-            buf = ctypes.c_char_p(text.encode("utf-8"))
-            ptr = ctypes.pointer(buf)
-            out: list[str] = []
-            # espeak advances the pointer clause by clause and sets it to NULL at the end
-            for _ in range(10_000):
-                if not ptr.contents.value:
-                    break
-                res = self._lib.espeak_TextToPhonemes(ptr, _CHARS_UTF8, 0)
-                if res:
-                    out.append(res.decode("utf-8", "replace"))
-            return " ".join(out)
+        return self._phonemes(text, voice, 0)
 
     def ipa(self, text: str, voice: str = "en-us") -> str:
         """IPA with '^' tying multi-letter phonemes (what misaki's tables expect), e.g. 'ˈæpə^l pˈe^ɪ'."""
         mode = _PHONEMES_IPA | _PHONEMES_TIE | (ord("^") << 8)
+        return self._phonemes(text, voice, mode)
+
+    def _phonemes(self, text: str, voice: str, mode: int) -> str:
         with self._lock:
             self._set_voice(voice)
             buf = ctypes.c_char_p(text.encode("utf-8"))
             ptr = ctypes.pointer(buf)
             out: list[str] = []
+            # espeak advances the pointer clause by clause and sets it to NULL at the end; the bound only
+            # guards against a library that never does
             for _ in range(10_000):
                 if not ptr.contents.value:
                     break
