@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
@@ -29,9 +28,10 @@ def _animated_face(i: int):
                 blendshapes=bs)
 
 
-def _time_frames(rt, avatar, frames: int, jpeg: bool = True) -> tuple[float, float, float]:
-    """(median ms of the whole frame, median ms of the render call alone, median process CPU ms of the
-    whole frame: all threads, llvmpipe's included, so it is less sensitive to other load than wall time)."""
+def _time_frames(rt, avatar, frames: int, jpeg: bool = True) -> dict[str, dict]:
+    """Summaries (median, p10, p90 …) in ms of ``whole`` (the whole frame, wall), ``render`` (the render call
+    alone, wall) and ``cpu`` (process CPU time of the whole frame: all threads, llvmpipe's included, so it
+    is less sensitive to other load than wall time)."""
     import cv2
 
     from ..avatar.rig import Rig
@@ -58,11 +58,7 @@ def _time_frames(rt, avatar, frames: int, jpeg: bool = True) -> tuple[float, flo
             whole.append((t3 - t0) * 1000)
             cpu.append((c3 - c0) * 1000)
             render.append((t2 - t1) * 1000)
-    _LAST_SPREAD.update(whole=summary(whole), render=summary(render), cpu=summary(cpu))
-    return statistics.median(whole), statistics.median(render), statistics.median(cpu)
-
-
-_LAST_SPREAD: dict = {}  # the summaries of the last _time_frames call (median, p10, p90 …)
+    return {"whole": summary(whole), "render": summary(render), "cpu": summary(cpu)}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -75,34 +71,31 @@ def run(args: argparse.Namespace) -> dict:
     names = [*BUILTIN_SPECS, "photo:astronaut"]
     avatars = {n: load_avatar(n) for n in names}
     lod = getattr(args, "lod", None) or os.environ.get("FACESTAGE_BENCH_LOD") or "realtime"
-    out: dict = {"timing": "per frame: avatars/frame_wall wall clock of solve+deform+render+JPEG, cpu_ms process "
+    out: dict = {"timing": "per frame: frame_wall wall clock of solve+deform+render+JPEG, cpu_ms process "
                            "CPU time (llvmpipe threads included), render_ms the render call alone",
-                 "size": SIZE, "frames": frames, "msaa": 0, "lod": lod, "avatars": {}, "cpu_ms": {},
+                 "size": SIZE, "frames": frames, "msaa": 0, "lod": lod, "frame_wall": {}, "cpu_ms": {},
                  "lp_num_threads": os.environ.get("LP_NUM_THREADS")}
     rt = RenderThread(size=SIZE, msaa=0, lod=lod)
     try:
         out["gl_renderer"] = rt.info().get("renderer")
         for n, av in avatars.items():
-            whole, _, cpu = _time_frames(rt, av, frames)
-            out["avatars"][n] = round(whole, 2)
-            out["cpu_ms"][n] = round(cpu, 2)
-            out.setdefault("frame_wall", {})[n] = dict(_LAST_SPREAD["whole"])
-        _, out["render_ms"], _ = _time_frames(rt, avatars["ava"], frames, jpeg=False)
+            t = _time_frames(rt, av, frames)
+            out["frame_wall"][n] = t["whole"]
+            out["cpu_ms"][n] = t["cpu"]["median"]
+        out["render_ms"] = _time_frames(rt, avatars["ava"], frames, jpeg=False)["render"]["median"]
     finally:
         rt.close()
     try:
         pr = RenderThread(size=SIZE, backend="pyrender")
         try:
-            _, out["pyrender_ms"], _ = _time_frames(pr, avatars["ava"], max(5, frames // 3), jpeg=False)
+            out["pyrender_ms"] = _time_frames(pr, avatars["ava"], max(5, frames // 3), jpeg=False)["render"]["median"]
         finally:
             pr.close()
         out["pyrender_ratio"] = round(out["render_ms"] / out["pyrender_ms"], 3)
-        out["pyrender_ms"] = round(out["pyrender_ms"], 2)
     except Exception as exc:  # noqa: BLE001 - report, don't hide, a broken pyrender
         out["pyrender_ms"] = None
         out["pyrender_ratio"] = None
         out["pyrender_error"] = f"{type(exc).__name__}: {exc}"
-    out["render_ms"] = round(out["render_ms"], 2)
     out["triangles"] = {n: av.triangle_count for n, av in avatars.items()}
     out["antialiasing"] = "fxaa"  # msaa=0 → the FXAA pass: every measured frame is anti-aliased
     return out

@@ -57,8 +57,7 @@ def _git() -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": _cpu_model(), "system": f"{platform.system()} {platform.release()}",
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "gpu": os.environ.get("FACESTAGE_GPU", "none")}
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
 
 
 def run_and_record(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -69,8 +69,6 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                     for c in tts.synthesize(sentence):
                         rtf.append(c.synth_s / max(c.duration_s, 1e-6))
             result[lang] = {
-                "first_audio_ms_median": _ms(first_audio),
-                "first_audio_ms_max": round(max(first_audio) * 1000, 1),
                 "first_audio_ms": summary([s * 1000 for s in first_audio], 1),
                 "first_sentence_ms_median": _ms(first_sentence),
                 "retrieval_ms_median": _ms(retrieval),
@@ -82,7 +80,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
             top1 = sum(employee.retriever.search(q, lang)[0].passage.doc_id == want for q, want in cases)
             result[lang]["retrieval_top1"] = round(top1 / len(cases), 3)
             result[lang]["retrieval_questions"] = len(cases)
-            result[lang]["first_audio_target_met"] = result[lang]["first_audio_ms_median"] <= TARGET_FIRST_AUDIO_MS
+            result[lang]["first_audio_target_met"] = result[lang]["first_audio_ms"]["median"] <= TARGET_FIRST_AUDIO_MS
     finally:
         tts.close()
         store.close()
