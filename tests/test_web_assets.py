@@ -73,3 +73,20 @@ def test_uploaded_avatars_need_the_brands_key_without_local_trust(tmp_path):
         assert get(net, "/v1/avatars/upload-x.glb?brand=demo")[0] == 401
         assert get(net, "/v1/avatars/upload-x.glb?brand=demo", {"Authorization": "Bearer fs_wrong"})[0] == 403
         assert get(net, "/v1/avatars/upload-x.glb")[0] == 401  # no brand named: whose upload?
+
+
+def test_arkit_js_tables_match_the_python_ones():
+    """facestage/web/arkit.js restates ARKIT_NAMES (the weights frame's order) and VISEME_TO_ARKIT: keep them equal."""
+    import re
+    from pathlib import Path
+
+    from facestage.speech.visemes import VISEME_TO_ARKIT
+    from facestage.tracking.arkit import ARKIT_NAMES
+
+    js = (Path(__file__).resolve().parents[1] / "facestage/web/arkit.js").read_text()
+    names = re.search(r"export const ARKIT = \[(.*?)\];", js, re.S).group(1)
+    assert tuple(re.findall(r'"(\w+)"', names)) == ARKIT_NAMES
+    table = re.search(r"export const VISEME_TO_ARKIT = \{(.*?)\n\};", js, re.S).group(1)
+    visemes = {v: {k: float(x) for k, x in re.findall(r"(\w+): ([\d.]+)", body)}
+               for v, body in re.findall(r"^\s*(\w+): \{(.*?)\}", table, re.M)}
+    assert visemes == VISEME_TO_ARKIT

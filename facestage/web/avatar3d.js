@@ -8,6 +8,8 @@ import { ARKIT, PRESET_FALLBACK, decodeWeights, visemeWeights } from "./arkit.js
 const DEG = Math.PI / 180;
 const NECK_SHARE = 0.3;  // as the server's Rig: the neck takes 30 % of the head turn
 const SMOOTH_S = 0.03;   // display-rate interpolation: weights ease toward the newest packet (τ = 30 ms)
+const MOUTH = new Set(ARKIT.filter((k) => k.startsWith("mouth") || k.startsWith("jaw") || k === "tongueOut"));  // speech drives these
+const _euler = new THREE.Euler(), _hp = new THREE.Vector3(), _tp = new THREE.Vector3();  // render-loop scratch
 
 export class Avatar3D {
   // canvas: a <canvas>; opts.framing "head" (head and shoulders), "body", or "none" (the caller places the camera);
@@ -125,7 +127,7 @@ export class Avatar3D {
     const mouth = this.mouth ? visemeWeights(this.mouth.visemes, this.mouth.clock()) : null;
     for (const k of ARKIT) {
       let t = this.target[k] || 0;
-      if (mouth && (k.startsWith("mouth") || k.startsWith("jaw") || k === "tongueOut")) t = mouth[k] || 0;
+      if (mouth && MOUTH.has(k)) t = mouth[k] || 0;
       this.current[k] = (this.current[k] || 0) + a * (t - (this.current[k] || 0));
     }
     for (const k of ["yaw", "pitch", "roll"]) this.curPose[k] += a * ((this.pose[k] || 0) - this.curPose[k]);
@@ -146,7 +148,7 @@ export class Avatar3D {
       const head = h.getNormalizedBoneNode("head"), neck = h.getNormalizedBoneNode("neck");
       const p = this.curPose;
       // The stream's yaw/pitch/roll are the user's (mirror view: turning left turns the avatar to its right).
-      const e = (share) => new THREE.Euler(-p.pitch * DEG * share, -p.yaw * DEG * share, -p.roll * DEG * share, "YXZ");
+      const e = (share) => _euler.set(-p.pitch * DEG * share, -p.yaw * DEG * share, -p.roll * DEG * share, "YXZ");
       if (!this.lookTarget) {
         if (neck) { neck.quaternion.setFromEuler(e(NECK_SHARE)); head && head.quaternion.setFromEuler(e(1 - NECK_SHARE)); }
         else if (head) head.quaternion.setFromEuler(e(1));
@@ -155,18 +157,17 @@ export class Avatar3D {
           this.vrm.lookAt.pitch = 20 * ((w.eyeLookUpLeft + w.eyeLookUpRight - w.eyeLookDownLeft - w.eyeLookDownRight) / 2 || 0);
         }
       } else if (head) {  // XR: the head turns toward the viewer (eyes via lookAt.target), limited to ±35°
-        const hp = new THREE.Vector3(), tp = new THREE.Vector3();
-        head.getWorldPosition(hp); this.lookTarget.getWorldPosition(tp);
-        const d = tp.sub(hp), yaw = Math.atan2(d.x, d.z), pitch = -Math.atan2(d.y, Math.hypot(d.x, d.z));
+        head.getWorldPosition(_hp);
+        const d = this.lookTarget.getWorldPosition(_tp).sub(_hp), yaw = Math.atan2(d.x, d.z), pitch = -Math.atan2(d.y, Math.hypot(d.x, d.z));
         const lim = (x) => Math.max(-35 * DEG, Math.min(35 * DEG, x));
-        head.quaternion.setFromEuler(new THREE.Euler(lim(pitch), lim(yaw - this.root.rotation.y), 0, "YXZ"));
+        head.quaternion.setFromEuler(_euler.set(lim(pitch), lim(yaw - this.root.rotation.y), 0, "YXZ"));
       }
     } else if (this.morphs) {
       for (const [o, i, k] of this.morphs) o.morphTargetInfluences[i] = w[k];
       this.model.rotation.set(-this.curPose.pitch * DEG, -this.curPose.yaw * DEG, -this.curPose.roll * DEG, "YXZ");
     }
     this.stats.weightsApplied++;
-    this.stats.lastWeights = { ...w };
+    this.stats.lastWeights = w;  // a fresh object every frame already: no copy
   }
 
   // Head-and-shoulders or full body, from the head bone (VRM) or the bounding box (GLB).

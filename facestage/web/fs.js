@@ -71,6 +71,13 @@ export async function drawEncoded(canvas, kind, payload) {
   bmp.close();
 }
 
+// URL of an avatar's 3D model (facestage/serving/web_assets.py): NAME.vrm for built-ins, NAME.glb for photo avatars;
+// "photo:x" / "upload:x" become URL-safe "photo-x" / "upload-x", and an upload names its brand.
+export function avatarURL(name, brand = null) {
+  const url = `/v1/avatars/${encodeURIComponent(name.replace(/^(photo|upload):/, "$1-"))}.${name.startsWith("photo:") ? "glb" : "vrm"}`;
+  return name.startsWith("upload:") && brand ? `${url}?brand=${encodeURIComponent(brand)}` : url;
+}
+
 export async function getJSON(url, opts = {}) {
   const res = await fetch(url, opts);
   const body = await res.json().catch(() => ({}));

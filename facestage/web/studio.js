@@ -1,5 +1,5 @@
 // Studio: webcam → server (effects or avatar session) → live preview, with fps/latency, presets, sliders, recording.
-import { Connection, Kind, EMA, drawEncoded, getJSON, now, toast, el, setStatus } from "./fs.js";
+import { Connection, Kind, EMA, avatarURL, drawEncoded, getJSON, now, toast, el, setStatus } from "./fs.js";
 
 const $ = (s) => document.querySelector(s);
 const params = new URLSearchParams(location.search);
@@ -186,7 +186,6 @@ function pickAvatar(name) { S.avatar = name; markAvatar(); showOBS(); conn.send(
 
 // ------------------------------------------------------------------------------------------ client rendering
 // The avatar module (and three.js) load only when first needed: the effects studio stays light.
-const avatarURL = (name) => `/v1/avatars/${encodeURIComponent(name.replace(/^(photo|upload):/, "$1-"))}.${name.startsWith("photo:") ? "glb" : "vrm"}`;
 let av3d = null;
 async function ensure3d() {
   if (!av3d) av3d = import("./avatar3d.js").then(({ Avatar3D }) => { const a = new Avatar3D($("#out3d")); a.start(); return a; });

@@ -5,7 +5,7 @@
 //   /xr.html?mirror=main&avatar=kai your avatar, driven by the studio streaming on channel "main"
 //   …&emulate=quest3               Meta's IWER emulator (desktop preview, tests)
 import * as THREE from "three";
-import { Connection, Kind, getJSON } from "./fs.js";
+import { Connection, Kind, avatarURL, getJSON } from "./fs.js";
 import { Avatar3D } from "./avatar3d.js";
 
 const $ = (s) => document.querySelector(s);
@@ -66,10 +66,8 @@ $("#enter-ar").onclick = () => enter("immersive-ar");
 X.enter = enter;
 
 // ------------------------------------------------------------------------------------------ who stands there
-const avatarURL = (name) => `/v1/avatars/${encodeURIComponent(name.replace(/^(photo|upload):/, "$1-"))}.${name.startsWith("photo:") ? "glb" : "vrm"}`;
 async function loadAvatar(name, brand, key) {
-  const url = avatarURL(name) + (name.startsWith("upload:") ? `?brand=${encodeURIComponent(brand)}` : "");
-  if (!(await av.load(url, key ? { Authorization: `Bearer ${key}` } : {}))) return say(av.stats.error, true);
+  if (!(await av.load(avatarURL(name, brand), key ? { Authorization: `Bearer ${key}` } : {}))) return say(av.stats.error, true);
   place();
 }
 // Real scale (VRMs are in metres). A full body already stands on the floor; a bust (our built-ins have their
