@@ -343,28 +343,10 @@ def test_outbound_policy_checks_resolved_addresses_and_pins_them():
 def test_llm_connection_goes_to_the_checked_address(tmp_path):
     """A resolver answers 127.0.0.1 for llm.test (a name the system cannot resolve): the request reaches the
     local server only because the connection is pinned to the checked address, with the URL's Host."""
-    import http.server
-    import threading
-
     from facestage.dialogue.llm import LLMError, OpenAIChatBackend
 
     seen: list[str] = []
-
-    class SSE(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            seen.append(self.headers["Host"])
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\ndata: [DONE]\n\n'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SSE)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = _sse_server(seen, "hi")
     port = srv.server_port
     try:
         allow = OutboundPolicy(("127.0.0.1/32",), lambda h, p: ["127.0.0.1"] if h == "llm.test" else [])
@@ -388,7 +370,7 @@ def test_render_api_needs_a_key_off_loopback(net, brands):
     assert status == 200 and body[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _sse_server(seen: list[str]):
+def _sse_server(seen: list[str], reply: str = "We close at eight in the evening."):
     """A tiny OpenAI-style streaming endpoint on 127.0.0.1 that records the Host of every request."""
     import http.server
     import threading
@@ -397,8 +379,7 @@ def _sse_server(seen: list[str]):
         def do_POST(self) -> None:  # noqa: N802
             seen.append(self.headers["Host"])
             self.rfile.read(int(self.headers["Content-Length"]))
-            event = json.dumps({"choices": [{"delta": {"content": "We close at eight in the evening."},
-                                             "finish_reason": "stop"}]})
+            event = json.dumps({"choices": [{"delta": {"content": reply}, "finish_reason": "stop"}]})
             body = f"data: {event}\n\ndata: [DONE]\n\n".encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))

@@ -30,8 +30,6 @@ from typing import Any
 from ..errors import ConfigError, InputError
 from .profile import Profile
 
-SECRET_FIELDS = ("llm.api_key",)
-
 DEMO_ID = "demo"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -84,10 +82,8 @@ def _split_secrets(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
     data = json.loads(json.dumps(data))
     found: dict[str, str] = {}
     llm = data.get("llm")
-    if isinstance(llm, dict) and llm.get("api_key"):
-        found["llm.api_key"] = llm.pop("api_key")
-    elif isinstance(llm, dict):
-        llm.pop("api_key", None)
+    if isinstance(llm, dict) and (key := llm.pop("api_key", None)):
+        found["llm.api_key"] = key
     return data, found
 
 

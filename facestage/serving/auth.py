@@ -83,7 +83,7 @@ def is_local_request(remote: str, headers: Headers) -> bool:
     if host_name(headers.get("Host")) not in LOOPBACK_HOSTS:
         return False
     origin = headers.get("Origin")
-    if origin is not None and (urlsplit(origin).hostname or "") not in LOOPBACK_HOSTS | {"::1"}:
+    if origin is not None and (urlsplit(origin).hostname or "") not in LOOPBACK_HOSTS:
         return False
     return not any(h in headers for h in PROXY_HEADERS)
 

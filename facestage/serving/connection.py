@@ -23,7 +23,6 @@ from .security import Limits
 from .state import SessionState
 
 log = logging.getLogger("facestage.server")
-MEDIA_SESSIONS = ("effects", "avatar", "render", "watch")
 RECEIVING_SESSIONS = ("watch", "employee")
 
 

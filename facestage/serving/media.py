@@ -23,8 +23,9 @@ def decode_jpeg(payload: bytes) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ProtocolError("bad_image", "frame payload could not be decoded as JPEG (truncated or corrupt)")
-    if img.shape[0] > 2160 or img.shape[1] > 3840:
-        raise ProtocolError("too_large", f"frame of {img.shape[1]}x{img.shape[0]} exceeds 3840x2160")
+    max_w, max_h = MAX_INPUT_PIXELS
+    if img.shape[0] > max_h or img.shape[1] > max_w:
+        raise ProtocolError("too_large", f"frame of {img.shape[1]}x{img.shape[0]} exceeds {max_w}x{max_h}")
     return img
 
 

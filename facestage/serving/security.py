@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..dialogue.outbound import OutboundPolicy
 from ..errors import ConfigError
+from .auth import LOOPBACK_HOSTS
 
 OPERATOR_PREFIX = "fso_"
-LOOPBACK_BINDS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 @dataclass
@@ -49,7 +49,7 @@ class SecurityConfig:
 
     def settle(self, host: str) -> None:
         """Fill the host-dependent defaults once the bind address is known."""
-        local = host in LOOPBACK_BINDS
+        local = host in LOOPBACK_HOSTS
         if self.trust_local is None:
             self.trust_local = local
         if self.open_media is None:
