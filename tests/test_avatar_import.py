@@ -235,3 +235,24 @@ def test_assimp_testmodels_skin_and_morph_samples(rt):
     cube, warned = _load(ASSIMP / "glTF-Sample-Models" / "AnimatedMorphCube-glTF" / "AnimatedMorphCube.gltf")
     assert len(cube.meta["arkit_missing"]) == 52  # its two targets are not ARKit shapes: reported, not guessed
     assert rt.render(cube, framing="head")[:, :, 3].sum() > 0
+
+
+@pytest.mark.parametrize("axis", [(1, 1, 0), (0, 1, 1), (1, 0, 0), (1, -2, 3)])
+@pytest.mark.parametrize("angle_deg", [30.0, 179.0, 180.0])
+def test_joint_transforms_survive_export_and_import_near_a_half_turn(axis, angle_deg) -> None:
+    """A joint's local matrix → glTF TRS → node matrix is the identity map, 180° turns included (the exporter's
+    own matrix→quaternion code took the axis from the largest diagonal entry and broke there)."""
+    from types import SimpleNamespace
+
+    import cv2
+
+    from facestage.avatar.gltf_export import _trs
+    from facestage.avatar.gltf_io import _node_matrix
+
+    rvec = np.asarray(axis, float) / np.linalg.norm(axis) * np.deg2rad(angle_deg)
+    m = np.eye(4)
+    m[:3, :3] = cv2.Rodrigues(rvec)[0] @ np.diag([1.0, 1.2, 0.9])
+    m[:3, 3] = [0.1, -0.2, 0.3]
+    t, q, s = _trs(m)
+    back = _node_matrix(SimpleNamespace(matrix=None, translation=t, rotation=q, scale=s))
+    np.testing.assert_allclose(back, m, atol=1e-6)

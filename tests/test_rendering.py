@@ -93,9 +93,7 @@ def test_every_renderer_path_antialiases_edges(ava):
     for img in (a, b):
         alpha = img[:, :, 3]
         partial = (alpha > 0) & (alpha < 255)
-        edge = (alpha > 0).sum() - (alpha == 255).sum()
         assert partial.sum() > 50, partial.sum()  # partial coverage along the silhouette
-        assert edge == partial.sum()
     ma, mb = a[:, :, 3] > 127, b[:, :, 3] > 127
     assert (ma & mb).sum() / (ma | mb).sum() > 0.97  # the same picture either way
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..tracking.arkit import ARKIT_INDEX, ARKIT_NAMES
+from ..tracking.geometry import quaternion_from_rotation
 from .model import NUM_SHAPES, Avatar
 
 FLOAT, UINT, USHORT, UBYTE = 5126, 5125, 5123, 5121
@@ -93,16 +94,7 @@ def _trs(m: np.ndarray) -> tuple[list[float], list[float], list[float]]:
     """(translation, rotation quaternion xyzw, scale) of an affine matrix without shear."""
     t = m[:3, 3]
     sc = np.linalg.norm(m[:3, :3], axis=0)
-    r = m[:3, :3] / np.maximum(sc, 1e-12)
-    w = np.sqrt(max(0.0, 1.0 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
-    if w > 1e-6:
-        q = [(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w), w]
-    else:  # 180-degree turn: take the largest diagonal axis
-        i = int(np.argmax(np.diag(r)))
-        axis = np.zeros(3)
-        axis[i] = 1.0
-        q = [*axis, 0.0]
-    q = np.asarray(q) / np.linalg.norm(q)
+    q = quaternion_from_rotation(m[:3, :3] / np.maximum(sc, 1e-12))
     return [float(v) for v in t], [float(v) for v in q], [float(v) for v in sc]
 
 

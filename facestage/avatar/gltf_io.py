@@ -21,14 +21,17 @@ import numpy as np
 
 from ..errors import InputError
 from ..tracking.arkit import ARKIT_NAMES
-from .gltf_export import export_glb  # noqa: F401 - the public export lives beside the import
+from ..tracking.geometry import rotation_from_quaternion
+from .gltf_export import (
+    UBYTE,
+    USHORT,
+    export_glb,  # noqa: F401 - the public export lives beside the import
+)
 from .gltf_skin import build_skeleton, humanoid_nodes, mtoon, scene_nodes, skin_vertices, unsupported, vrm0_mtoon
 from .model import NUM_SHAPES, Avatar, Material, MeshPart, vertex_normals
 from .skinned_import import _skinned_avatar
 from .vrm_map import arkit_targets_for_names, vrm_expression_deltas
 
-FLOAT, UINT, USHORT, UBYTE = 5126, 5125, 5123, 5121
-ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 _NCOMP = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 _DTYPE = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 
@@ -101,12 +104,8 @@ def _node_matrix(node) -> np.ndarray:
     if node.scale:
         m = np.diag([*node.scale, 1.0]) @ m
     if node.rotation:
-        x, y, z, w = node.rotation
-        r = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
         rm = np.eye(4)
-        rm[:3, :3] = r
+        rm[:3, :3] = rotation_from_quaternion(node.rotation)
         m = rm @ m
     if node.translation:
         t = np.eye(4)

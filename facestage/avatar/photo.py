@@ -305,8 +305,7 @@ def _cavity(f: FaceLayout) -> MeshPart:
 
 def _head_shell(p: np.ndarray, rgb: np.ndarray, lm: np.ndarray, f: FaceLayout) -> list[MeshPart]:
     """Back of the head and neck behind the face mask, coloured from the photo (skin, hair)."""
-    from .sculpt import rounded_cylinder_y
-    from .sdf import mesh_sdf
+    from .sdf import mesh_sdf, rounded_cylinder_y
 
     h, w = rgb.shape[:2]
 

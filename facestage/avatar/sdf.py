@@ -114,15 +114,3 @@ def mesh_sdf(sdf: SDF, lo, hi, step: float, max_triangles: int | None = None,
     from .model import orient_faces
 
     return verts, orient_faces(verts, faces, normals).astype(np.uint32), normals
-
-
-def relax_onto(sdf: SDF, verts: np.ndarray, iterations: int = 2) -> np.ndarray:
-    """Project vertices onto the zero level set (Newton steps along the gradient)."""
-    v = verts.astype(np.float64)
-    e = 1e-4
-    for _ in range(iterations):
-        d = sdf(v)
-        g = np.stack([sdf(v + np.eye(3)[i] * e) - sdf(v - np.eye(3)[i] * e) for i in range(3)], axis=1) / (2 * e)
-        gn = np.maximum((g * g).sum(axis=1), 1e-12)
-        v = v - (d / gn)[:, None] * g
-    return v.astype(np.float32)

@@ -1,4 +1,4 @@
-"""Backend-independent scene maths: head rotation convention, bone matrices, camera framing, lights.
+"""Backend-independent scene maths: rotation convention, joint and skin matrices, camera framing, lights.
 
 Rotation convention (same as ``HeadPose``): yaw > 0 turns the avatar to its left (+X), pitch > 0 looks up,
 roll > 0 tilts the head towards its left shoulder. Both renderers use these exact matrices, so moderngl
@@ -23,23 +23,6 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
     return ry @ rx @ rz
-
-
-def about(pivot, rot: np.ndarray) -> np.ndarray:
-    """4x4 rotation about a pivot point."""
-    m = np.eye(4)
-    m[:3, :3] = rot
-    pv = np.asarray(pivot, float)
-    m[:3, 3] = pv - rot @ pv
-    return m
-
-
-def bone_matrices(head_pivot, neck_pivot, head_rot: tuple[float, float, float],
-                  neck_rot: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(head, neck) 4x4 world transforms; the head rides on the neck."""
-    neck = about(neck_pivot, rotation_matrix(*neck_rot))
-    head = neck @ about(head_pivot, rotation_matrix(*head_rot))
-    return head, neck
 
 
 @dataclass(frozen=True)
