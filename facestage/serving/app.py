@@ -68,7 +68,9 @@ class App:
         key, self.new_operator_key = resolve_operator_key(self.security, self.engine.data_dir)
         self.operator = OperatorKey(key)
         self.operator_key_file = self.security.operator_key_file or self.engine.data_dir / "operator.key"
-        del key  # only the hash stays in memory
+        # Requests are checked against the hash. The plain key stays only where it came from: the config
+        # (an operator-supplied key) or new_operator_key (a generated one, until it has been printed once).
+        del key
         self.max_connections = max_connections
         self.clients = ClientCounter(self.security.limits.sessions_per_client)
         self.origins = OriginPolicy(port, allow_origins)
@@ -348,6 +350,7 @@ async def serve_forever(host: str, port: int, db_path: str | Path | None = None,
         if app.new_operator_key:  # printed this once; afterwards only the file has it
             print(f"  operator key (new, shown once; also in {app.operator_key_file}): {app.new_operator_key}",
                   flush=True)
+            app.new_operator_key = None
         else:
             where = "FACESTAGE_OPERATOR_KEY" if os.environ.get("FACESTAGE_OPERATOR_KEY") else app.operator_key_file
             print(f"  operator key from {where}", flush=True)
