@@ -70,9 +70,9 @@ def test_two_employees_talking_at_once_synthesise_in_parallel(server):
     span_b = (b["audio"][0]["synth_at"][0], b["audio"][-1]["synth_at"][1])
     overlap = min(span_a[1], span_b[1]) - max(span_a[0], span_b[0])
     assert overlap > 0, (span_a, span_b)
-    # ... and the second one's first chunk was made before the first one's last: interleaved, not queued
-    assert b["audio"][0]["synth_at"][1] < a["audio"][-1]["synth_at"][1] or \
-        a["audio"][0]["synth_at"][1] < b["audio"][-1]["synth_at"][1]
+    # ... and each one's first chunk was made before the other's last: interleaved, not queued
+    assert b["audio"][0]["synth_at"][1] < a["audio"][-1]["synth_at"][1], (span_a, span_b)
+    assert a["audio"][0]["synth_at"][1] < b["audio"][-1]["synth_at"][1], (span_a, span_b)
 
 
 def test_a_worker_killed_mid_reply_is_replaced_and_the_reply_continues(server):

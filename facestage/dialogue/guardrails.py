@@ -31,7 +31,7 @@ _UNSAFE_EN = [
     rf"\bpoison(ing)?\s+{_PERSON_EN}\b",
     r"\b(how|ways?)\b.{0,30}\b(poison|murder|kill)\b(?!.{0,30}\b(bacteria|germs|microbes|pathogens|"
     r"listeria|salmonella|e\.? ?coli)\b)",
-    r"\b(make|build|buy|get|assemble|build)\w*\b.{0,25}\b(bomb|explosives?|pipe ?bomb|grenade|napalm|"
+    r"\b(make|build|buy|get|assemble)\w*\b.{0,25}\b(bomb|explosives?|pipe ?bomb|grenade|napalm|"
     r"gun|firearm|weapon|meth|crack cocaine|ricin|nerve gas)\b",
     r"\b(bomb|explosives?|firearms?|weapons?|guns?)\b.{0,20}\b(recipe|instructions|at home|homemade|diy)\b",
     r"\b(suicide|kill myself|end my life|self[- ]harm|cut myself)\b",

@@ -31,14 +31,14 @@ class StreamListening:
         from ..speech.asr import _model
         from ..speech.listen import Listener
 
-        await self.stop_streaming(quiet=True)
-        listener = await self.engine.run(Listener, rate, io=True)
-        await self.engine.run(_model, ASR_THREADS, io=True)  # load Whisper now, not on the first partial (~2 s)
         langs = list(self._employee.profile.languages)
-        if lang is not None and lang not in langs:
+        if lang is not None and lang not in langs:  # refused before loading the VAD and Whisper models
             from .protocol import ProtocolError
 
             raise ProtocolError("bad_field", f"listen.lang: this employee speaks {', '.join(langs)}, not {lang!r}")
+        await self.stop_streaming(quiet=True)
+        listener = await self.engine.run(Listener, rate, io=True)
+        await self.engine.run(_model, ASR_THREADS, io=True)  # load Whisper now, not on the first partial (~2 s)
         self._stream = {"listener": listener, "lang": lang, "langs": langs, "utterance": 0, "hint": None,
                         "prompts": {"zh": zh_prompt(self._employee.profile)},
                         "partial_task": None, "tasks": set(), "t0": time.monotonic()}
