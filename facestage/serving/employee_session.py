@@ -21,10 +21,11 @@ import threading
 import time
 from typing import Any
 
+from .base import Session
 from .employee_listen import StreamListening
+from .media import encode_rgba
 from .options import SCHEMAS
 from .protocol import Kind, ProtocolError, pack_frame
-from .sessions import Session, encode_rgba
 
 EMPLOYEE_OPTIONS = {"brand", "key", *SCHEMAS["employee"]}  # declared once, in options.py
 MAX_LISTEN_S = 30.0  # one spoken question; longer audio is refused rather than buffered
