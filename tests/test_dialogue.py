@@ -29,16 +29,6 @@ ZH = [tuple(x) for x in _EVAL["zh"]]
 OFF_TOPIC_EN, OFF_TOPIC_ZH = _EVAL["off_topic_en"], _EVAL["off_topic_zh"]
 
 
-@pytest.fixture(scope="module")
-def demo() -> Profile:
-    return Profile.from_dict(demo_profile_dict())
-
-
-@pytest.fixture(scope="module")
-def employee(demo) -> Employee:
-    return Employee(demo)
-
-
 # ------------------------------------------------------------------------------------------ profiles
 def test_store_crud_and_json_round_trip(tmp_path):
     with ProfileStore(tmp_path / "p.sqlite3") as store:

@@ -95,16 +95,6 @@ REFUSED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def demo() -> Profile:
-    return Profile.from_dict(demo_profile_dict())
-
-
-@pytest.fixture(scope="module")
-def employee(demo) -> Employee:
-    return Employee(demo)
-
-
 def test_legitimate_questions_pass_and_harmful_ones_are_refused(employee):
     assert len(LEGITIMATE) >= 40 and len(REFUSED) >= 20
     assert sum(any("\u4e00" <= c <= "\u9fff" for c in q) for q in LEGITIMATE) >= 15  # both languages
