@@ -8,8 +8,8 @@ TOOLS="${LOCK_TOOLS_VENV:-.cache/lock-tools}"
 test -x "$TOOLS/bin/pip-compile" || { python3 -m venv "$TOOLS" && "$TOOLS/bin/pip" install -q "pip-tools==7.6.2"; }
 COMPILE=("$TOOLS/bin/pip-compile" --quiet --strip-extras --allow-unsafe --no-emit-index-url
          --no-emit-find-links --no-emit-trusted-host --newline LF)
-"${COMPILE[@]}" --extra speech --extra dialogue --extra asr --extra security --extra avatar -o requirements/run.txt pyproject.toml requirements/bootstrap.in
-"${COMPILE[@]}" --extra speech --extra dialogue --extra asr --extra security --extra avatar --extra llm --extra pyrender --extra test -c requirements/run.txt -o requirements/test.txt pyproject.toml requirements/bootstrap.in
+"${COMPILE[@]}" --extra speech --extra dialogue --extra asr --extra security --extra avatar --extra cluster --extra effects -o requirements/run.txt pyproject.toml requirements/bootstrap.in
+"${COMPILE[@]}" --extra speech --extra dialogue --extra asr --extra security --extra avatar --extra cluster --extra effects --extra llm --extra pyrender --extra test -c requirements/run.txt -o requirements/test.txt pyproject.toml requirements/bootstrap.in
 # torch resolves to this machine's CPU build (2.13.0+cpu); "==2.13.0" matches it and keeps the lock portable.
 # facestage itself is installed editable after the lock, not from it.
 for f in requirements/run.txt requirements/test.txt; do
