@@ -28,7 +28,7 @@ kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || tr
 grep -q "demo" "$WORK/run.log" || { echo "make run did not set up the demo employee:"; tail -20 "$WORK/run.log"; exit 1; }
 venv_mb=$(du -sm .venv | cut -f1)
 
-t1=0; t2=0; t3=0; test_summary=null
+t1=0; t2=0; t3=0; test_summary=None
 if [ "${1:-}" != "--no-test" ]; then
   t1=$(date +%s.%N)
   make install-test >"$WORK/install-test.log" 2>&1 || { tail -30 "$WORK/install-test.log"; exit 1; }
