@@ -68,9 +68,10 @@ def face_frame(lm: np.ndarray, frame_shape: tuple[int, ...], anchor: int | None 
     """The 3D frame of a face from its (478, 3) pixel landmarks, pinned at landmark ``anchor``; None for a
     degenerate mesh (nothing sensible to anchor to)."""
     h, w = frame_shape[:2]
-    if not np.isfinite(lm).all():
+    if not np.isfinite(lm).all() or np.ptp(lm[:, 0]) < 4 or np.ptp(lm[:, 1]) < 4:
         return None
-    fit = fit_pose(lm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fit = fit_pose(lm)
     if not (np.isfinite(fit.scale) and fit.scale > MIN_SCALE and np.isfinite(fit.rotation).all()):
         return None
     t = translation_from_fit(fit, w, h)

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ConfigError
 
 PROPS = ("glasses", "hat", "ears")
-BUILD_VERSION = 5  # bump when a model changes: the cache file name carries it
+BUILD_VERSION = 6  # bump when a model changes: the cache file name carries it
 TRANSLUCENT = ("lens",)  # parts drawn last, blended
 
 
@@ -120,13 +120,13 @@ def _hat() -> dict:
 
     crown = trimesh.creation.cylinder(radius=0.078, height=0.13, sections=48)
     crown.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
-    crown.apply_translation([0, -0.16, 0.045])
+    crown.apply_translation([0, -0.17, 0.05])
     band = trimesh.creation.cylinder(radius=0.0795, height=0.022, sections=48)
     band.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
-    band.apply_translation([0, -0.106, 0.045])
-    brim = trimesh.creation.cylinder(radius=0.135, height=0.006, sections=64)
+    band.apply_translation([0, -0.116, 0.05])
+    brim = trimesh.creation.cylinder(radius=0.115, height=0.006, sections=64)
     brim.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
-    brim.apply_translation([0, -0.095, 0.045])
+    brim.apply_translation([0, -0.105, 0.05])
     return {"crown": ([crown], (0.12, 0.1, 0.11, 1.0)), "band": ([band], (0.55, 0.12, 0.14, 1.0)),
             "brim": ([brim], (0.1, 0.08, 0.09, 1.0))}
 

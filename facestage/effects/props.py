@@ -71,20 +71,44 @@ def light_from_face(frame: np.ndarray, lm: np.ndarray) -> tuple[tuple, tuple]:
 LIGHT_DIR = tuple(float(v) for v in np.array([-0.4, -0.6, -0.7]) / np.linalg.norm([-0.4, -0.6, -0.7]))
 
 
+def combine(meshes: list[tuple[PropMesh, float]]) -> tuple[PropMesh, np.ndarray]:
+    """Several props as one mesh (one GL job, one read-back per face) and the per-triangle translucent flag:
+    lenses, and every part of a prop drawn at opacity < 1 (its alpha scaled, blended after the opaque)."""
+    if len(meshes) == 1 and meshes[0][1] >= 1.0:
+        m = meshes[0][0]
+        return m, m.part_mask(set(TRANSLUCENT))
+    pos, nrm, col, tri, part, clear, names, off = [], [], [], [], [], [], [], 0
+    for m, opacity in meshes:
+        c = m.colors.copy()
+        c[:, 3] *= opacity
+        pos.append(m.positions)
+        nrm.append(m.normals)
+        col.append(c)
+        tri.append(m.triangles + off)
+        part.append(m.part + len(names))
+        clear.append(m.part_mask(set(TRANSLUCENT)) | (opacity < 1.0))
+        names += list(m.parts)
+        off += len(m.positions)
+    return PropMesh(np.concatenate(pos), np.concatenate(nrm), np.concatenate(col), np.concatenate(tri),
+                    np.concatenate(part), tuple(names)), np.concatenate(clear)
+
+
 def prop_layer(frame_shape: tuple[int, ...], face: Face, mesh: PropMesh, scale: float = 1.0,
                occlude: bool = True, light: tuple[tuple, tuple] = ((0.5, 0.5, 0.5), (0.7, 0.7, 0.7)),
-               parts: set[str] | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
-    """(premultiplied RGBA layer, box) for one prop on one face, or None when it is off screen.
+               parts: set[str] | None = None, translucent: np.ndarray | None = None
+               ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """(premultiplied RGBA layer, box) for a prop (or a ``combine``d set) on one face, or None when it is
+    off screen or the face is degenerate.
 
-    ``parts`` limits the drawn parts (tests measure single parts; the occluders always draw)."""
+    ``parts`` limits the drawn parts (tests measure single parts; the occluders always draw);
+    ``translucent`` flags the triangles blended after the opaque ones (default: the lenses)."""
     from ..rendering.props_gl import Layer, render_layer
 
     lm = face.landmarks
     ff = face_frame(lm, frame_shape)
     if ff is None:
         return None
-    pos_face = mesh.positions.astype(np.float64) * (ff.width_ratio * scale)
-    cam = ff.to_camera(pos_face)
+    cam = ff.to_camera(mesh.positions.astype(np.float64) * (ff.width_ratio * scale))
     if (cam[:, 2] < 0.05).any():  # behind or at the camera: nothing sensible to draw
         return None
     nrm = mesh.normals.astype(np.float64) @ ff.rotation.T
@@ -96,7 +120,7 @@ def prop_layer(frame_shape: tuple[int, ...], face: Face, mesh: PropMesh, scale: 
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     keep = np.ones(len(mesh.triangles), bool) if parts is None else mesh.part_mask(parts)
-    clear = mesh.part_mask(set(TRANSLUCENT))
+    clear = mesh.part_mask(set(TRANSLUCENT)) if translucent is None else translucent
     opaque_tri, clear_tri = mesh.triangles[keep & ~clear], mesh.triangles[keep & clear]
     layer = Layer(box=(int(x0), int(y0), int(x1), int(y1)), focal=ff.focal, center=ff.center,
                   opaque=(cam, nrm, mesh.colors, opaque_tri),
@@ -106,14 +130,13 @@ def prop_layer(frame_shape: tuple[int, ...], face: Face, mesh: PropMesh, scale: 
     return render_layer(layer), layer.box
 
 
-def composite(frame: np.ndarray, rgba: np.ndarray, box: tuple[int, int, int, int], opacity: float = 1.0) -> None:
+def composite(frame: np.ndarray, rgba: np.ndarray, box: tuple[int, int, int, int]) -> None:
     """frame[box] = layer + frame * (1 - alpha), the layer premultiplied, in place."""
     x0, y0, x1, y1 = box
     sub = frame[y0:y1, x0:x1]
-    a = rgba[..., 3].astype(np.float32) * np.float32(opacity / 255.0)
-    rgb = cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR).astype(np.float32) * np.float32(opacity)
-    keep = cv2.merge([1.0 - a] * 3)
-    frame[y0:y1, x0:x1] = cv2.add(cv2.multiply(sub, keep, dtype=cv2.CV_32F), rgb, dtype=cv2.CV_8U)
+    keep = cv2.cvtColor(255 - rgba[..., 3], cv2.COLOR_GRAY2BGR)
+    rgb = cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR)
+    frame[y0:y1, x0:x1] = cv2.add(cv2.multiply(sub, keep, scale=1.0 / 255.0), rgb)
 
 
 @register
@@ -132,12 +155,18 @@ class Props(Effect):
         return any(params[k] > 0 for k in PROPS)
 
     def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
+        chosen = [(prop_mesh(kind), params[kind]) for kind in PROPS if params[kind] > 0]
+        if state.get("key") != chosen_key(params):
+            state["mesh"], state["key"] = combine(chosen), chosen_key(params)
+        mesh, translucent = state["mesh"]
         for face in faces:
             light = light_from_face(frame, face.landmarks)
-            for kind in ("ears", "hat", "glasses"):  # back to front: each layer over the one before
-                if params[kind] <= 0:
-                    continue
-                out = prop_layer(frame.shape, face, prop_mesh(kind), params["scale"], params["occlude"], light)
-                if out is not None:
-                    composite(frame, out[0], out[1], params[kind])
+            out = prop_layer(frame.shape, face, mesh, params["scale"], params["occlude"], light,
+                             translucent=translucent)
+            if out is not None:
+                composite(frame, out[0], out[1])
         return frame
+
+
+def chosen_key(params: dict) -> tuple:
+    return tuple((kind, params[kind]) for kind in PROPS if params[kind] > 0)
