@@ -106,6 +106,16 @@ def test_upload_a_png_sticker_and_use_it_by_name(server) -> None:
             await c.config(effects={"lut": {"lut": lut["name"]}})
             inverted, _ = await c.process(photo)
             assert abs(float(inverted.mean()) - (255 - float(out.mean()))) < 12  # JPEG both ways
+            # A paint texture and a background photo, used by name the same way.
+            st, paint = post(server.url + "/v1/assets?kind=paint&filename=tattoo.png", green_sticker())
+            st2, bg = post(server.url + "/v1/assets?kind=background&filename=room.jpg",
+                           cv2.imencode(".jpg", testdata.astronaut())[1].tobytes())
+            assert (st, st2) == (200, 200), (paint, bg)
+            await c.config(effects={"paint": {"amount": 1.0, "image": paint["name"]},
+                                    "background": {"mode": "replace", "image": bg["name"]}})
+            painted, _ = await c.process(photo)
+            corner = np.abs(painted[:40, :40].astype(int) - photo[:40, :40]).mean()
+            assert corner > 20  # the uploaded room replaced the flag behind her
             with pytest.raises(ServerError, match="not an asset name"):  # a made-up token is not found
                 await c.config(effects={"sticker": {"image": "upload:tmp-" + "0" * 32 + ".png"}})
 
