@@ -68,6 +68,7 @@ def light_from_face(frame: np.ndarray, lm: np.ndarray) -> tuple[tuple, tuple]:
     return ambient, light
 
 
+BIG_PROPS = ("ears", "hat")
 LIGHT_DIR = tuple(float(v) for v in np.array([-0.4, -0.6, -0.7]) / np.linalg.norm([-0.4, -0.6, -0.7]))
 
 
@@ -95,7 +96,7 @@ def combine(meshes: list[tuple[PropMesh, float]]) -> tuple[PropMesh, np.ndarray]
 
 def prop_layer(frame_shape: tuple[int, ...], face: Face, mesh: PropMesh, scale: float = 1.0,
                occlude: bool = True, light: tuple[tuple, tuple] = ((0.5, 0.5, 0.5), (0.7, 0.7, 0.7)),
-               parts: set[str] | None = None, translucent: np.ndarray | None = None
+               parts: set[str] | None = None, translucent: np.ndarray | None = None, samples: int = 4
                ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """(premultiplied RGBA layer, box) for a prop (or a ``combine``d set) on one face, or None when it is
     off screen or the face is degenerate.
@@ -126,7 +127,7 @@ def prop_layer(frame_shape: tuple[int, ...], face: Face, mesh: PropMesh, scale: 
                   opaque=(cam, nrm, mesh.colors, opaque_tri),
                   translucent=(cam, nrm, mesh.colors, clear_tri) if len(clear_tri) else None,
                   occluders=head_occluders(ff, lm) if occlude else [],
-                  ambient=light[0], light_dir=LIGHT_DIR, light_col=light[1])
+                  ambient=light[0], light_dir=LIGHT_DIR, light_col=light[1], samples=samples)
     return render_layer(layer), layer.box
 
 
@@ -155,16 +156,22 @@ class Props(Effect):
         return any(params[k] > 0 for k in PROPS)
 
     def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
-        chosen = [(prop_mesh(kind), params[kind]) for kind in PROPS if params[kind] > 0]
-        if state.get("key") != chosen_key(params):
-            state["mesh"], state["key"] = combine(chosen), chosen_key(params)
-        mesh, translucent = state["mesh"]
+        # Two GL jobs per face at most: the glasses' thin arms need MSAA on a small box; hat and ears are big,
+        # smooth shapes whose box costs 2-3x more with MSAA on llvmpipe, so they render without it.
+        groups = [(kinds, samples) for kinds, samples in ((BIG_PROPS, 0), (("glasses",), 4))
+                  if any(params[k] > 0 for k in kinds)]
+        key = chosen_key(params)
+        if state.get("key") != key:
+            state["meshes"] = [(combine([(prop_mesh(k), params[k]) for k in kinds if params[k] > 0]), samples)
+                               for kinds, samples in groups]
+            state["key"] = key
         for face in faces:
             light = light_from_face(frame, face.landmarks)
-            out = prop_layer(frame.shape, face, mesh, params["scale"], params["occlude"], light,
-                             translucent=translucent)
-            if out is not None:
-                composite(frame, out[0], out[1])
+            for (mesh, translucent), samples in state["meshes"]:
+                out = prop_layer(frame.shape, face, mesh, params["scale"], params["occlude"], light,
+                                 translucent=translucent, samples=samples)
+                if out is not None:
+                    composite(frame, out[0], out[1])
         return frame
 
 

@@ -83,35 +83,41 @@ class Layer:
     light_col: tuple[float, float, float]
     near: float = 0.05
     far: float = 20.0
+    samples: int = 4  # MSAA samples; 0 = none (llvmpipe: 4x costs 2-3x the render of a large box)
+
+
+class _Targets:
+    """A framebuffer (MSAA or not) and its resolve target, grown as needed."""
+
+    def __init__(self, ctx, samples: int) -> None:  # noqa: ANN001 - moderngl.Context
+        self.ctx, self.samples = ctx, samples
+        self.size = (0, 0)
+        self.fbo = self.resolve = None
+
+    def ensure(self, w: int, h: int) -> None:
+        if self.size[0] >= w and self.size[1] >= h:
+            return
+        for obj in {id(o): o for o in (self.fbo, self.resolve) if o is not None}.values():
+            for att in (*obj.color_attachments, obj.depth_attachment):
+                if att is not None:
+                    att.release()
+            obj.release()
+        w, h = max(w, self.size[0], 64), max(h, self.size[1], 64)
+        ctx = self.ctx
+        self.fbo = ctx.framebuffer([ctx.renderbuffer((w, h), 4, samples=self.samples)],
+                                   ctx.depth_renderbuffer((w, h), samples=self.samples))
+        self.resolve = ctx.framebuffer([ctx.renderbuffer((w, h), 4)]) if self.samples else self.fbo
+        self.size = (w, h)
 
 
 class _PropGL:
-    """Programs and a reusable framebuffer on one context."""
-
-    SAMPLES = 4  # MSAA on the small prop box: thin glasses arms alias badly without it
+    """Programs and reusable framebuffers on one context."""
 
     def __init__(self, ctx) -> None:  # noqa: ANN001 - moderngl.Context
         self.ctx = ctx
         self.prog = ctx.program(vertex_shader=VS, fragment_shader=FS)
         self.depth_prog = ctx.program(vertex_shader=VS, fragment_shader=DEPTH_FS)
-        self.size = (0, 0)
-        self.fbo = self.resolve = None
-
-    def _ensure(self, w: int, h: int) -> None:
-        if self.size[0] >= w and self.size[1] >= h:
-            return
-        for obj in (self.fbo, self.resolve):
-            if obj is not None:
-                for att in (*obj.color_attachments, obj.depth_attachment):
-                    if att is not None:
-                        att.release()
-                obj.release()
-        w, h = max(w, self.size[0], 64), max(h, self.size[1], 64)
-        ctx = self.ctx
-        self.fbo = ctx.framebuffer([ctx.renderbuffer((w, h), 4, samples=self.SAMPLES)],
-                                   ctx.depth_renderbuffer((w, h), samples=self.SAMPLES))
-        self.resolve = ctx.framebuffer([ctx.renderbuffer((w, h), 4)])
-        self.size = (w, h)
+        self.targets: dict[int, _Targets] = {}
 
     def _draw(self, prog, pos: np.ndarray, tri: np.ndarray, nrm: np.ndarray | None = None,
               col: np.ndarray | None = None) -> None:
@@ -132,11 +138,15 @@ class _PropGL:
 
         x0, y0, x1, y1 = layer.box
         w, h = x1 - x0, y1 - y0
-        self._ensure(w, h)
+        t = self.targets.get(layer.samples)
+        if t is None:
+            t = self.targets[layer.samples] = _Targets(self.ctx, layer.samples)
+        t.ensure(w, h)
+        fbo = t.fbo
         ctx = self.ctx
-        self.fbo.use()
+        fbo.use()
         ctx.viewport = (0, 0, w, h)
-        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0, viewport=(0, 0, w, h))
+        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0, viewport=(0, 0, w, h))
         ctx.enable(moderngl.DEPTH_TEST)
         ctx.disable(moderngl.CULL_FACE)
         for prog in (self.prog, self.depth_prog):
@@ -147,10 +157,10 @@ class _PropGL:
         self.prog["light_dir"].value = layer.light_dir
         self.prog["light_col"].value = layer.light_col
         ctx.disable(moderngl.BLEND)
-        self.fbo.color_mask = (False, False, False, False)
+        fbo.color_mask = (False, False, False, False)
         for pos, tri in layer.occluders:
             self._draw(self.depth_prog, pos, tri)
-        self.fbo.color_mask = (True, True, True, True)
+        fbo.color_mask = (True, True, True, True)
         pos, nrm, col, tri = layer.opaque
         if len(tri):
             self._draw(self.prog, pos, tri, nrm, col)
@@ -162,9 +172,15 @@ class _PropGL:
             self._draw(self.prog, pos, tri, nrm, col)
             ctx.depth_mask = True
             ctx.disable(moderngl.BLEND)
-        ctx.copy_framebuffer(self.resolve, self.fbo)
-        data = self.resolve.read(viewport=(0, 0, w, h), components=4)
-        return np.frombuffer(data, np.uint8).reshape(h, w, 4)
+        if t.resolve is not fbo:
+            ctx.copy_framebuffer(t.resolve, fbo)
+        data = t.resolve.read(viewport=(0, 0, w, h), components=4)
+        out = np.frombuffer(data, np.uint8).reshape(h, w, 4)
+        if not layer.samples:  # no MSAA: soften the stair steps of the silhouette (premultiplied, so exact)
+            import cv2
+
+            out = cv2.GaussianBlur(out, (3, 3), 0.6)
+        return out
 
 
 _THREAD: RenderThread | None = None
