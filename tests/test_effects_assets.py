@@ -224,3 +224,16 @@ def test_studio_upload_puts_the_sticker_on_the_live_face(server, tmp_path) -> No
             assert not [e for e in errors if "Failed to fetch" not in e], errors
         finally:
             browser.close()
+
+
+def test_shipped_names_resolve_per_parameter(tmp_path) -> None:
+    from facestage.errors import ConfigError
+    from facestage.serving.assets import NamedAssets
+
+    named = NamedAssets(tmp_path, None)
+    assert named.path("lut.lut", "warm").suffix == ".cube"
+    assert named.path("sticker.image", "glasses").suffix == ".png"
+    for param, value in (("sticker.image", "warm"), ("lut.lut", "glasses"), ("lut.lut", "/etc/passwd")):
+        with pytest.raises(ConfigError, match="is not an asset name") as exc:
+            named.path(param, value)
+        assert str(tmp_path) not in str(exc.value) and "/etc" not in str(exc.value)

@@ -96,7 +96,9 @@ class NamedAssets:
                 if p.is_file():
                     return p
             raise self.refused(param, value)
-        p = builtin_images().get(value) or builtin_luts().get(value)
+        # Shipped looks only for the LUT parameter, shipped images for the rest: a sticker named "warm"
+        # must not reach an image decoder with a .cube (whose error would name the server's file).
+        p = (builtin_luts() if param == "lut.lut" else builtin_images()).get(value)
         if p is None:
             raise self.refused(param, value)
         return p
