@@ -162,9 +162,11 @@ def test_bench_reports_every_effect_and_chain() -> None:
     from facestage.bench.effects import run
 
     result = run(argparse.Namespace(frames=3, json=True))
-    assert set(result["effects"]) == {"beauty", "makeup", "age", "sticker", "paint", "background"}
+    assert set(result["effects"]) == {"beauty", "makeup", "age", "sticker", "paint", "background", "lut", "lut_skin",
+                                      "props", "props_all"}
     assert result["faces4"] == 4
-    for key in ("tracking_ms", "chain_ms", "faces4_chain_ms", "natural_old70_ms"):
+    assert result["chain_wall_ms"] == result["chain_wall"]["median"]
+    for key in ("tracking_ms", "chain_ms", "chain_wall_ms", "faces4_chain_ms", "natural_old70_ms"):
         assert result[key] > 0, key
     assert 200 < result["face_width_px"] < 400  # a real 720p face was tracked (timing itself is not asserted)
     assert result["threads"] == 1  # cv2 and the BLAS pinned to one core while timing

@@ -21,7 +21,12 @@ CASES = {  # one representative, visible setting per effect
     "sticker": {"sticker": {"glasses": 1.0, "hat": 1.0}},
     "paint": {"paint": {"amount": 0.8, "design": "tiger"}},
     "background": {"background": {"mode": "blur"}},
+    "lut": {"lut": {"lut": "teal-orange"}},
+    "lut_skin": {"lut": {"lut": "warm", "region": "skin"}},
+    "props": {"props": {"glasses": 1.0}},
+    "props_all": {"props": {"glasses": 1.0, "hat": 1.0, "ears": 1.0}},
 }
+TARGET_CHAIN_WALL_MS = 10.0  # beauty + makeup + aging, one 720p face, one thread (issue 14)
 
 
 ROUNDS = 3
@@ -140,6 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         "timing": f"median per frame, best of {ROUNDS} passes; *_ms wall clock, *_cpu_ms this thread's CPU time",
         "tracking_ms": round(statistics.median(track_ms[1:]), 2),
         "chain_ms": chain_ms,
+        "chain_wall_ms": chain_ms,
         "chain_cpu_ms": chain_cpu,
         "chain_wall": chain_t["wall"],
         "chain_cpu": chain_t["cpu"],
@@ -152,6 +158,6 @@ def run(args: argparse.Namespace) -> dict:
         "faces4": int(np.median([len(f) for f in faces4])),
         "faces4_chain_ms": faces4_ms,
         "faces4_chain_cpu_ms": faces4_cpu,
-        "target_chain_ms": 12.0,
-        "target_met": chain_cpu <= 12.0,
+        "target_chain_wall_ms": TARGET_CHAIN_WALL_MS,
+        "target_met": chain_ms <= TARGET_CHAIN_WALL_MS,
     }

@@ -201,7 +201,7 @@ def apply_warps(frame: np.ndarray, faces: list[Face], items: list[tuple[Effect, 
 
 REGISTRY: dict[str, type[Effect]] = {}
 # Canonical order: warps and skin work before colour overlays, so makeup lands on the final shape.
-BUILTIN_MODULES = ("background", "beauty", "age", "makeup", "paint", "sticker")
+BUILTIN_MODULES = ("background", "beauty", "age", "makeup", "paint", "sticker", "props", "lut")
 
 
 def register(cls: type[Effect]) -> type[Effect]:

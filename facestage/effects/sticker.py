@@ -1,9 +1,12 @@
-"""sticker: 2D RGBA images anchored to landmarks (glasses, hat, ears), scaled and rotated with the head.
+"""sticker: 2D RGBA images on a plane of the tracked 3D head (glasses, hat, ears), with full head pose.
 
-Each sticker has two anchor points in its own pixels that map to two points on the face (e.g. the lens
-centres to the eye centres). The similarity transform between the pairs gives scale and roll; one
-``cv2.warpAffine`` of the sticker's bounding box and an alpha blend put it on the frame. The shipped
-stickers are drawn by code (``facestage/assets/stickers/*.png`` are written by ``write_stickers``).
+Each sticker has two anchor points in its own pixels that map to two points of the reference face in 3D
+(e.g. the lens centres to the eye centres). That fixes the sticker's quad on a plane of the head (facing
+forward in face coordinates); the tracked face frame (``anchor3d``: pose solver on the landmarks, pinned
+at the nose bridge) projects the quad's four corners with a pinhole camera, and one
+``cv2.warpPerspective`` of the sticker's bounding box and an alpha blend put it on the frame — so the
+sticker yaws, pitches and foreshortens with the head, not only scales and rolls. The shipped stickers are
+drawn by code (``facestage/assets/stickers/*.png`` are written by ``write_stickers``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError
+from ..tracking.pose import reference
 from ..tracking.types import Face
+from .anchor3d import FaceFrame, face_frame
 from .base import Effect, P, Param, read_param_image, register
 
 STICKER_DIR = Path(__file__).resolve().parent.parent / "assets" / "stickers"
@@ -56,20 +61,6 @@ def _draw_ears() -> tuple[np.ndarray, tuple]:
 ARTWORK = {"glasses": _draw_glasses, "hat": _draw_hat, "ears": _draw_ears}
 
 
-def _face_anchors(lm: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """The two face points a sticker's anchors map to (frame pixels)."""
-    right_eye = lm[[33, 133, 159, 145], :2].mean(axis=0)
-    left_eye = lm[[263, 362, 386, 374], :2].mean(axis=0)
-    if kind == "glasses":
-        return right_eye, left_eye
-    up = lm[10, :2] - lm[152, :2]  # chin -> forehead, face height
-    if kind == "hat":
-        # Brim ends just above the temples, a bit wider than the face, above the hairline.
-        return lm[127, :2] + up * 0.28, lm[356, :2] + up * 0.28
-    # Ears stand on top of the head.
-    return lm[103, :2] + up * 0.3, lm[332, :2] + up * 0.3
-
-
 @cache
 def sticker_image(kind: str) -> tuple[np.ndarray, tuple]:
     """(BGRA image, anchors): the shipped PNG if present, else drawn by code."""
@@ -95,44 +86,70 @@ def write_stickers(directory: Path = STICKER_DIR) -> list[Path]:
     return out
 
 
-def similarity(src: tuple, dst: tuple[np.ndarray, np.ndarray], scale: float) -> np.ndarray:
-    """2x3 similarity transform mapping the two ``src`` points onto ``dst`` (scaled about their midpoint)."""
-    s0, s1 = np.float64(src[0]), np.float64(src[1])
-    d0, d1 = np.float64(dst[0]), np.float64(dst[1])
-    mid = (d0 + d1) / 2
-    d0, d1 = mid + (d0 - mid) * scale, mid + (d1 - mid) * scale
-    vs, vd = s1 - s0, d1 - d0
-    k = np.linalg.norm(vd) / max(np.linalg.norm(vs), 1e-9)
-    ang = np.arctan2(vd[1], vd[0]) - np.arctan2(vs[1], vs[0])
-    c, s = k * np.cos(ang), k * np.sin(ang)
-    rot = np.array([[c, -s], [s, c]])
-    t = d0 - rot @ s0
-    return np.hstack([rot, t[:, None]])
+@cache
+def face_anchors_3d(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two reference-face points (face coordinates, metres) a sticker's anchors map to: the eye
+    centres for glasses; for hat and ears the same landmark construction as the 2D stickers had, on the
+    neutral reference face."""
+    ref = reference().points
+    right_eye, left_eye = ref[[33, 133, 159, 145]].mean(axis=0), ref[[263, 362, 386, 374]].mean(axis=0)
+    if kind == "glasses":
+        # On the eyes' plane a little in front of the eyeballs, where a real frame sits.
+        front = np.array([0.0, 0.0, min(right_eye[2], left_eye[2]) - 0.012])
+        return right_eye * [1, 1, 0] + front, left_eye * [1, 1, 0] + front
+    up = ref[10] - ref[152]  # chin -> forehead
+    if kind == "hat":  # brim ends just above the temples, a bit wider than the face, above the hairline
+        return ref[127] + up * 0.28, ref[356] + up * 0.28
+    return ref[103] + up * 0.3, ref[332] + up * 0.3  # ears stand on top of the head
 
 
-def paste(frame: np.ndarray, rgba: np.ndarray, m: np.ndarray, opacity: float) -> None:
-    """Warp ``rgba`` by ``m`` and alpha-blend it, touching only the sticker's bounding box."""
+def sticker_corners(ff: FaceFrame, kind: str, size: tuple[int, int], anchors: tuple, scale: float) -> np.ndarray:
+    """(4, 2) frame pixels of the sticker's corners (0,0), (w,0), (0,h), (w,h): its quad placed on the
+    head plane through the 3D anchors (x along the anchors, y down the face), scaled about their
+    midpoint, then projected with the face frame's camera."""
+    a0, a1 = (np.asarray(a, np.float64) for a in face_anchors_3d(kind))
+    s0, s1 = np.float64(anchors[0]), np.float64(anchors[1])
+    mid3, mid2 = (a0 + a1) / 2, (s0 + s1) / 2
+    ex = (a1 - a0) / np.linalg.norm(a1 - a0)
+    ey = np.cross([0.0, 0.0, 1.0], ex)  # in the face's frontal plane, perpendicular to the anchor line
+    ey /= np.linalg.norm(ey)
+    k = np.linalg.norm(a1 - a0) / max(np.linalg.norm(s1 - s0), 1e-9) * scale  # metres per sticker pixel
+    vs = (s1 - s0) / max(np.linalg.norm(s1 - s0), 1e-9)
+    w, h = size
+    rel = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) - mid2
+    u, v = rel @ vs, rel @ np.array([-vs[1], vs[0]])  # sticker axes with its anchor line as x
+    pts = mid3 + (u[:, None] * ex + v[:, None] * ey) * k
+    return ff.project(pts * ff.width_ratio)
+
+
+def paste_quad(frame: np.ndarray, rgba: np.ndarray, corners: np.ndarray, opacity: float) -> None:
+    """Warp ``rgba`` so its corners land on ``corners`` (a homography) and alpha-blend it, touching only
+    the quad's bounding box."""
     h, w = rgba.shape[:2]
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ m.T
     fh, fw = frame.shape[:2]
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, fw), min(y1, fh)
     if x1 - x0 < 1 or y1 - y0 < 1:
         return
-    mm = m.copy()
-    mm[:, 2] -= (x0, y0)
-    warped = cv2.warpAffine(rgba, mm, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    src = np.float32([[0, 0], [w, 0], [0, h], [w, h]])
+    m = cv2.getPerspectiveTransform(src, np.float32(corners - [x0, y0]))
+    warped = cv2.warpPerspective(rgba, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
     a = warped[..., 3].astype(np.float32) * (opacity / 255.0)
     sub = frame[y0:y1, x0:x1]
     frame[y0:y1, x0:x1] = cv2.blendLinear(warped[..., :3], sub, a, 1.0 - a)
 
 
+def custom_anchors(w: int, h: int) -> tuple:
+    """A custom sticker is placed like glasses: its width spans both eyes (anchors at 1/4 and 3/4)."""
+    return (w * 0.25, h * 0.5), (w * 0.75, h * 0.5)
+
+
 @register
 class Sticker(Effect):
     name = "sticker"
-    description = "2D stickers anchored to landmarks (glasses, hat, ears), following head scale and roll"
+    description = "2D stickers on the tracked 3D head (glasses, hat, ears), with its full pose and perspective"
     params = {
         "glasses": P(0.0, 0, 1, "sunglasses on the eyes (opacity; 0 = off)"),
         "hat": P(0.0, 0, 1, "top hat above the forehead (opacity; 0 = off)"),
@@ -147,17 +164,19 @@ class Sticker(Effect):
     def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
         custom = self._custom(params["image"], state) if params["image"] else None
         for face in faces:
-            lm = face.landmarks
+            ff = face_frame(face.landmarks, frame.shape)
+            if ff is None:
+                continue
             for kind in ("ears", "hat", "glasses"):
                 if params[kind] <= 0:
                     continue
                 img, anchors = sticker_image(kind)
-                m = similarity(anchors, _face_anchors(lm, kind), params["scale"])
-                paste(frame, img, m, params[kind])
+                corners = sticker_corners(ff, kind, (img.shape[1], img.shape[0]), anchors, params["scale"])
+                paste_quad(frame, img, corners, params[kind])
             if custom is not None:
                 h, w = custom.shape[:2]
-                anchors = ((w * 0.25, h * 0.5), (w * 0.75, h * 0.5))
-                paste(frame, custom, similarity(anchors, _face_anchors(lm, "glasses"), params["scale"]), 1.0)
+                anchors = custom_anchors(w, h)
+                paste_quad(frame, custom, sticker_corners(ff, "glasses", (w, h), anchors, params["scale"]), 1.0)
         return frame
 
     @staticmethod

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConfigError
 
 UPLOAD_PREFIX = "upload:"
-_UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.(png|jpg|jpeg|glb|vrm)$")
+_UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.(png|jpg|jpeg|glb|vrm|cube)$")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -37,6 +37,13 @@ def builtin_images() -> dict[str, Path]:
         except Exception:  # noqa: BLE001 - an optional package photo that is not installed is simply absent
             continue
     return {k: v for k, v in out.items() if v.is_file()}
+
+
+def builtin_luts() -> dict[str, Path]:
+    """Shipped .cube looks by name (``lut.lut``)."""
+    from ..effects.lut import builtin_luts as shipped
+
+    return shipped()
 
 
 def check_avatar_name(name: Any, brand: str | None, where: str = "avatar") -> str:
@@ -72,19 +79,26 @@ class NamedAssets:
 
     def refused(self, param: str, value: Any) -> ConfigError:
         return ConfigError(f"{param}: {_shown(value)} is not an asset name; use a built-in name "
-                           f"({', '.join(builtin_images())}) or upload:NAME of your brand")
+                           f"({', '.join([*builtin_images(), *builtin_luts()])}), a name from POST /v1/assets "
+                           "or upload:NAME of your brand")
 
     def path(self, param: str, value: Any) -> Path:
         if not isinstance(value, str):
             raise self.refused(param, value)
         if value.startswith(UPLOAD_PREFIX):
             name = value[len(UPLOAD_PREFIX):]
+            from .asset_uploads import session_asset
+
+            if (p := session_asset(self.upload_root, name)) is not None:  # an uploader's own (random name)
+                return p
             if self.brand and _UPLOAD_NAME.match(name):
                 p = self.upload_root / self.brand / name
                 if p.is_file():
                     return p
             raise self.refused(param, value)
-        p = builtin_images().get(value)
+        # Shipped looks only for the LUT parameter, shipped images for the rest: a sticker named "warm"
+        # must not reach an image decoder with a .cube (whose error would name the server's file).
+        p = (builtin_luts() if param == "lut.lut" else builtin_images()).get(value)
         if p is None:
             raise self.refused(param, value)
         return p

@@ -157,6 +157,10 @@ async def _route(app: App, req: HTTPRequest) -> Response:
         data, _, (w, h) = await render_image(engine, params)
         return make_response(200, data, CONTENT_TYPES[params["format"]],
                              {"X-Width": str(w), "X-Height": str(h)})
+    if m == "POST" and p == "/v1/assets":  # a streamer's sticker/background/paint/LUT (asset_uploads.py)
+        from .asset_uploads import handle_upload
+
+        return await handle_upload(app, req)
     if m == "GET" and p == "/v1/demo":
         # The demo brand's key is handed out to this machine only (local trust): enough for `make run` and
         # the console; a server that does not trust local requests never hands it out.

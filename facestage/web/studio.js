@@ -102,6 +102,9 @@ function sendConfig() { if (S.mode === "effects") conn.send({ type: "config", ef
 let configTimer = null;
 function configChanged() { clearTimeout(configTimer); configTimer = setTimeout(sendConfig, 60); }
 
+const SHIPPED = { "lut.lut": ["warm", "teal-orange", "mono", "vintage"], "sticker.image": ["glasses", "hat", "ears"],
+  "background.image": ["astronaut", "grace_hopper"] };
+const PATH_KIND = { "lut.lut": "lut", "sticker.image": "sticker", "background.image": "background", "paint.image": "paint" };
 function buildEffects() {
   const root = $("#effects"); root.innerHTML = "";
   for (const [name, spec] of Object.entries(S.catalog)) {
@@ -134,6 +137,14 @@ function buildEffects() {
         input = el("input", { type: "color", value: cur, "data-param": `${name}.${p}` });
         input.addEventListener("input", () => setParam(name, p, input.value, toggle));
         box.append(el("label", { class: "slider", title: ps.description }, el("span", {}, humanize(p)), input, el("span")));
+      } else if (ps.type === "path") {  // asset names: shipped ones and this streamer's uploads, never paths
+        const kind = PATH_KIND[`${name}.${p}`], own = kind && S.assets?.[kind];
+        const names = ["", ...(SHIPPED[`${name}.${p}`] || []), ...(own ? [own] : [])];
+        if (cur && !names.includes(cur)) names.push(cur);
+        input = el("select", { "data-param": `${name}.${p}` }, ...names.map((c) => el("option", { value: c }, c.startsWith("upload:") ? "my upload" : c || "none")));
+        input.value = cur;
+        input.addEventListener("change", () => setParam(name, p, input.value, toggle));
+        box.append(el("label", { class: "slider", title: ps.description }, el("span", {}, humanize(p)), input, el("span")));
       } else if (ps.type === "bool") {
         input = el("input", { type: "checkbox", "data-param": `${name}.${p}` }); input.checked = !!cur;
         input.addEventListener("change", () => setParam(name, p, input.checked, toggle));
@@ -165,6 +176,32 @@ async function loadCatalog() {
   buildEffects(); markPreset(S.presets.natural ? "natural" : "none");
   if (conn.ready) sendConfig();
 }
+
+// ------------------------------------------------------------------------------------------ own assets
+// Upload → the server checks it by decoding and answers a name; the name goes into the effect's parameter.
+const ASSET_USE = {
+  sticker: (n) => ({ sticker: { ...(S.config.sticker || {}), image: n } }),
+  background: (n) => ({ background: { ...(S.config.background || {}), mode: "replace", image: n } }),
+  paint: (n) => ({ paint: { ...(S.config.paint || {}), amount: S.config.paint?.amount || 0.8, image: n } }),
+  lut: (n) => ({ lut: { ...(S.config.lut || {}), lut: n } }),
+};
+async function uploadAsset(file) {
+  const kind = $("#asset-kind").value, status = $("#asset-status");
+  const q = new URLSearchParams({ kind, filename: file.name });
+  if (params.get("brand")) q.set("brand", params.get("brand"));
+  status.textContent = `Uploading ${file.name}…`;
+  const headers = { "Content-Type": "application/octet-stream" };
+  if (params.get("key")) headers.Authorization = `Bearer ${params.get("key")}`;
+  const r = await fetch(`/v1/assets?${q}`, { method: "POST", headers, body: file });
+  const body = await r.json().catch(() => ({ message: `HTTP ${r.status}` }));
+  if (!r.ok) { status.textContent = body.message; toast(body.message); return null; }
+  S.assets = { ...(S.assets || {}), [kind]: body.name };
+  Object.assign(S.config, ASSET_USE[kind](body.name));
+  buildEffects(); markPreset(null); sendConfig();
+  status.textContent = `${file.name} is in use as ${kind}.`;
+  return body.name;
+}
+$("#asset-file").onchange = (e) => { const f = e.target.files[0]; if (f) uploadAsset(f); e.target.value = ""; };
 
 // ------------------------------------------------------------------------------------------ avatar UI
 async function loadAvatars() {
