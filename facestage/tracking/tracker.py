@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from .arkit import ARKIT_NAMES
-from .blendshapes import BlendshapeSolver, measure, tongue_estimate
+from .blendshapes import FEATURES, BlendshapeSolver, measure, tongue_estimate
 from .filters import FaceFilters, SmoothingConfig
 from .landmarks import (
     CHIN,
@@ -123,7 +123,9 @@ class FaceTracker:
         self._filters: dict[int, FaceFilters] = {}
         self._last_local: dict[int, np.ndarray] = {}  # id -> face-frame points of its latest frame
         self._neutrals: dict[int, np.ndarray] = {}  # id -> calibrated neutral features
+        self._rois: dict[int, tuple[float, float, float, float]] = {}  # id -> last bbox (x0, y0, x1, y1)
         self._frame_index = 0
+        self._last_t: float | None = None
 
     def close(self) -> None:
         self._mesh.close()
@@ -139,6 +141,7 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget ids, filter state and calibrations (e.g. on a scene cut or a new user)."""
         self._prev = []
+        self._rois = {}
         self._filters.clear()
         self._last_local.clear()
         self._neutrals.clear()
@@ -149,6 +152,7 @@ class FaceTracker:
         frame_bgr = _check_frame(frame_bgr)
         t = float(timestamp_s) if timestamp_s is not None else self._frame_index / 30.0
         self._frame_index += 1
+        self._last_t = t
         h, w = frame_bgr.shape[:2]
         import cv2
 
@@ -177,6 +181,7 @@ class FaceTracker:
             if self.smoothing is not None:
                 scores = self._smooth(face, scores, t)
             face.blendshapes = dict(zip(ARKIT_NAMES, scores.tolist(), strict=True))
+        self._rois = {f.id: f.bbox for f in faces}
         for store in (self._last_local, self._filters):
             for fid in [k for k in store if k not in live]:
                 del store[fid]
@@ -205,35 +210,70 @@ class FaceTracker:
         else:
             self._neutrals.pop(face_id, None)
 
-    def state(self) -> dict:
-        """Everything needed to continue this tracker elsewhere (ids, filters, calibrations), as
-        JSON-friendly data: a live session can be checkpointed and resumed in another process.
-        MediaPipe's own graph state is not included: the new tracker re-detects on its first frame."""
+    CHECKPOINT_VERSION = 2
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this tracker elsewhere, as JSON-serialisable data: face ids and the
+        next id, each id's One-Euro filter state, last ROIs (bbox in pixels), calibrations and the frame
+        clock. A live session is checkpointed and resumed in another process with :meth:`restore`.
+        MediaPipe's own graph state is not included: the new tracker re-detects on its first frame and
+        matches what it finds to the restored ids."""
         return {
-            "version": 1,
+            "version": self.CHECKPOINT_VERSION,
             "next_id": self._next_id,
-            "frame_index": self._frame_index,
-            "prev": [[fid, c.tolist(), size] for fid, c, size in self._prev],
+            "faces": [{"id": fid, "centre": c.tolist(), "size": size,
+                       "roi": list(self._rois[fid]) if fid in self._rois else None}
+                      for fid, c, size in self._prev],
             "filters": {str(fid): f.filter.state() for fid, f in self._filters.items()},
             "neutrals": {str(fid): n.tolist() for fid, n in self._neutrals.items()},
+            "clock": {"frame_index": self._frame_index, "last_t": self._last_t},
         }
 
+    def state(self) -> dict:
+        """Older name of :meth:`checkpoint`."""
+        return self.checkpoint()
+
     def restore(self, state: dict) -> None:
-        """Continue from :meth:`state` of another tracker (same smoothing configuration)."""
+        """Continue from another tracker's :meth:`checkpoint` (same smoothing configuration).
+
+        Validated before anything changes: a wrong version, missing field or array of the wrong shape raises
+        ``ValueError`` (``InputError``) and leaves this tracker as it was."""
         try:
-            if state.get("version") != 1:
-                raise ValueError(f"unknown version {state.get('version')!r}")
-            self._next_id = int(state["next_id"])
-            self._frame_index = int(state["frame_index"])
-            self._prev = [(int(fid), np.asarray(c, dtype=np.float64), float(size)) for fid, c, size in state["prev"]]
-            self._filters.clear()
-            if self.smoothing is not None:
-                for fid, fstate in state["filters"].items():
-                    filt = self._filters[int(fid)] = FaceFilters(self.smoothing)
+            if not isinstance(state, dict) or state.get("version") != self.CHECKPOINT_VERSION:
+                got = state.get("version") if isinstance(state, dict) else type(state).__name__
+                raise ValueError(f"unknown version {got!r}, expected {self.CHECKPOINT_VERSION}")
+            next_id = int(state["next_id"])
+            prev, rois = [], {}
+            for face in state["faces"]:
+                fid = int(face["id"])
+                centre = _array(face["centre"], (2,), f"faces[{fid}].centre")
+                size = float(face["size"])
+                if not (np.isfinite(size) and size > 0) or fid < 0 or fid >= next_id:
+                    raise ValueError(f"face {fid}: bad size {size!r} or id outside 0..next_id")
+                prev.append((fid, centre, size))
+                if face.get("roi") is not None:
+                    rois[fid] = tuple(float(v) for v in _array(face["roi"], (4,), f"faces[{fid}].roi"))
+            n = FaceFilters.size()
+            filters: dict[int, FaceFilters] = {}
+            for fid, fstate in state["filters"].items():
+                if fstate is not None:
+                    for key in ("x", "dx"):
+                        _array(fstate[key], (n,), f"filters[{fid}].{key}")
+                    float(fstate["t"])
+                if self.smoothing is not None:
+                    filt = filters[int(fid)] = FaceFilters(self.smoothing)
                     filt.filter.restore(fstate)
-            self._neutrals = {int(fid): np.asarray(n, dtype=np.float64) for fid, n in state["neutrals"].items()}
+            n_features = len(FEATURES)
+            neutrals = {int(fid): _array(v, (n_features,), f"neutrals[{fid}]") for fid, v in state["neutrals"].items()}
+            clock = state["clock"]
+            frame_index = int(clock["frame_index"])
+            last_t = None if clock.get("last_t") is None else float(clock["last_t"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InputError(f"not a FaceTracker state: {exc}") from None
+            raise InputError(f"not a FaceTracker checkpoint: {exc}") from None
+        self.reset()
+        self._next_id, self._prev, self._rois = next_id, prev, rois
+        self._filters, self._neutrals = filters, neutrals
+        self._frame_index, self._last_t = frame_index, last_t
 
     def _analyse(self, pts: np.ndarray, confidence: float, w: int, h: int) -> tuple[Face, np.ndarray] | None:
         """Plausibility checks and the rigid fit: a Face without scores yet and its face-frame points."""
@@ -310,6 +350,14 @@ class FaceTracker:
                 face.id = self._next_id
                 self._next_id += 1
         self._prev = [(f.id, c, s) for f, c, s in cur]
+
+
+def _array(value: object, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """A finite float array of exactly ``shape`` from checkpoint data, or ValueError naming the field."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape or not np.isfinite(arr).all():
+        raise ValueError(f"{where}: expected {shape} finite numbers, got shape {arr.shape}")
+    return arr
 
 
 def _index(name: str) -> int:
