@@ -11,15 +11,39 @@ same resolution as in whole-frame tracking (its input is 192², the crop 256²),
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .smallfaces import _box_of, _overlap, _Track, mesh_crop
+from .smallfaces import _box_of, _overlap, mesh_crop
 
 # A track overlapping an earlier one by more than this (intersection over the smaller box) is the same face
 # followed twice (two crops converging after faces crossed): the later one goes.
 SAME_FACE_OVERLAP = 0.5
 # A new detection overlapping a followed face by more than this is that face, not a new one.
 KNOWN_FACE_OVERLAP = 0.3
+# The crop stays put until the face has drifted this far from where the crop was placed (centre shift in
+# face sizes, or face size ratio): the mesh inside tracks in the crop's coordinates (its next ROI comes from
+# its last landmarks), so a crop that moved every frame would hand it a slightly wrong ROI every frame.
+RECROP_SHIFT = 0.08
+RECROP_SCALE = 1.15
+
+
+@dataclass
+class _Track:
+    box: tuple[float, float, float, float]  # the face's landmark box in this frame
+    confidence: float
+    mesh: object
+    crop_box: tuple[float, float, float, float]  # the box the crop is placed from
+
+    def follow(self, box: tuple[float, float, float, float]) -> None:
+        self.box = box
+        size = max(box[2] - box[0], box[3] - box[1], 1.0)
+        csize = max(self.crop_box[2] - self.crop_box[0], self.crop_box[3] - self.crop_box[1], 1.0)
+        shift = np.hypot(box[0] + box[2] - self.crop_box[0] - self.crop_box[2],
+                         box[1] + box[3] - self.crop_box[1] - self.crop_box[3]) / 2
+        if shift > RECROP_SHIFT * size or not 1 / RECROP_SCALE < size / csize < RECROP_SCALE:
+            self.crop_box = box
 
 
 class RoiFinder:
@@ -61,7 +85,8 @@ class RoiFinder:
         """Follow faces at these boxes from the next frame (a restored checkpoint's last ROIs)."""
         self.reset()
         for box in boxes[: self.max_faces]:
-            self._tracks.append(_Track(box=tuple(float(v) for v in box), confidence=1.0, mesh=self._new_mesh()))
+            b = tuple(float(v) for v in box)
+            self._tracks.append(_Track(box=b, confidence=1.0, mesh=self._new_mesh(), crop_box=b))
 
     def _new_mesh(self) -> object:
         if self._spare:
@@ -95,12 +120,12 @@ class RoiFinder:
             if any(_overlap(track.box, k.box) > SAME_FACE_OVERLAP for k in kept):
                 self._spare.append(track.mesh)
                 continue
-            pts = mesh_crop(bgr, track.box, track.mesh)
+            pts = mesh_crop(bgr, track.crop_box, track.mesh)
             if pts is None:
                 self._spare.append(track.mesh)
                 lost = True
                 continue
-            track.box = _box_of(pts)
+            track.follow(_box_of(pts))
             kept.append(track)
             out.append((pts, track.confidence))
         self._tracks = kept
@@ -114,8 +139,13 @@ class RoiFinder:
                     break
                 if any(_overlap(box, b) > KNOWN_FACE_OVERLAP for b in boxes):
                     continue
-                track = _Track(box=box, confidence=score, mesh=self._new_mesh())
+                track = _Track(box=box, confidence=score, mesh=self._new_mesh(), crop_box=box)
                 pts = mesh_crop(bgr, box, track.mesh)
+                if pts is not None:
+                    # Settle at once on the crop placed from the landmarks (the detector's box is tighter
+                    # than the mesh's): the next frames then see the same crop the mesh just tracked in.
+                    track.box = track.crop_box = _box_of(pts)
+                    pts = mesh_crop(bgr, track.crop_box, track.mesh)
                 if pts is None:
                     self._spare.append(track.mesh)
                     continue
