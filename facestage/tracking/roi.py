@@ -11,41 +11,15 @@ same resolution as in whole-frame tracking (its input is 192², the crop 256²),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .smallfaces import _box_of, _overlap, mesh_crop
+from .smallfaces import _box_of, _overlap, _Track, mesh_crop
 
 # A track overlapping an earlier one by more than this (intersection over the smaller box) is the same face
 # followed twice (two crops converging after faces crossed): the later one goes.
 SAME_FACE_OVERLAP = 0.5
 # A new detection overlapping a followed face by more than this is that face, not a new one.
 KNOWN_FACE_OVERLAP = 0.3
-# The crop stays put until the face has drifted this far from where the crop was placed (centre shift in
-# face sizes, or face size ratio): the mesh inside tracks in the crop's coordinates (its next ROI comes from
-# its last landmarks), so a crop that moved every frame would hand it a slightly wrong ROI every frame.
-RECROP_SHIFT = 0.08
-RECROP_SCALE = 1.15
-
-
-@dataclass
-class _Track:
-    box: tuple[float, float, float, float]  # the face's landmark box in this frame
-    confidence: float
-    mesh: object
-    crop_box: tuple[float, float, float, float]  # the box the crop is placed from
-
-    def follow(self, box: tuple[float, float, float, float]) -> None:
-        self.box = box
-        size = max(box[2] - box[0], box[3] - box[1], 1.0)
-        csize = max(self.crop_box[2] - self.crop_box[0], self.crop_box[3] - self.crop_box[1], 1.0)
-        shift = np.hypot(box[0] + box[2] - self.crop_box[0] - self.crop_box[2],
-                         box[1] + box[3] - self.crop_box[1] - self.crop_box[3]) / 2
-        if shift > RECROP_SHIFT * size or not 1 / RECROP_SCALE < size / csize < RECROP_SCALE:
-            self.crop_box = box
-
-
 class RoiFinder:
     """Faces the short-range detector finds, then followed frame to frame on crops. BGR frames in."""
 

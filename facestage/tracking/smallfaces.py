@@ -26,11 +26,32 @@ CROP_MARGIN = 1.7  # crop side / face size
 TILE_MIN_SIDE = 900  # frames smaller than this are not tiled
 
 
+# The crop stays put until the face has drifted this far from where the crop was placed (centre shift in
+# face sizes, or face size ratio): the mesh inside tracks in the crop's coordinates (its next ROI comes from
+# its last landmarks), so a crop that moved every frame would hand it a slightly wrong ROI every frame.
+RECROP_SHIFT = 0.08
+RECROP_SCALE = 1.15
+
+
 @dataclass
 class _Track:
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float]  # the face's landmark box in this frame
     confidence: float
     mesh: object
+    crop_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the box the crop is placed from
+
+    def __post_init__(self) -> None:
+        if self.crop_box[2] <= self.crop_box[0]:
+            self.crop_box = self.box
+
+    def follow(self, box: tuple[float, float, float, float]) -> None:
+        self.box = box
+        size = max(box[2] - box[0], box[3] - box[1], 1.0)
+        csize = max(self.crop_box[2] - self.crop_box[0], self.crop_box[3] - self.crop_box[1], 1.0)
+        shift = np.hypot(box[0] + box[2] - self.crop_box[0] - self.crop_box[2],
+                         box[1] + box[3] - self.crop_box[1] - self.crop_box[3]) / 2
+        if shift > RECROP_SHIFT * size or not 1 / RECROP_SCALE < size / csize < RECROP_SCALE:
+            self.crop_box = box
 
 
 def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -110,6 +131,7 @@ class SmallFaceFinder:
         self._since_detect = 10**9  # detect on the first frame
         self._fast_left = 0
         self._region = 0
+        self._sweep = True  # the next detection searches every region
 
     @property
     def boxes(self) -> list[tuple[float, float, float, float]]:
@@ -130,6 +152,7 @@ class SmallFaceFinder:
         self._frame = 0
         self._since_detect = 10**9
         self._fast_left = 0
+        self._sweep = True
 
     def _new_mesh(self) -> object:
         # Stills: one static-mode mesh serves every crop (it keeps no state). Video: one tracking-mode
@@ -158,8 +181,11 @@ class SmallFaceFinder:
         h, w = bgr.shape[:2]
         regions: list[tuple[int, int, int, int]] = [(0, 0, w, h)]
         big = max(w, h) >= TILE_MIN_SIDE
-        if self.static:
+        if self.static or self._sweep:
+            # Stills, and a video's first frame: the whole frame and every tile at once, so a group in view
+            # from the start is found on frame one instead of one region per schedule step.
             regions += tiles(w, h) if big else []
+            self._sweep = False
         else:
             # One region per detection frame: whole frame every other time, the tiles in between.
             cycle = [(0, 0, w, h)]
@@ -194,11 +220,11 @@ class SmallFaceFinder:
             if any(_overlap(track.box, kb) > 0.5 for kb in known_boxes):
                 self._drop(track)  # the whole-frame mesh has it now
                 continue
-            pts = self._mesh_crop(bgr, track.box, track.mesh)
+            pts = self._mesh_crop(bgr, track.crop_box, track.mesh)
             if pts is None or len(out) >= room:
                 self._drop(track)
                 continue
-            track.box = _box_of(pts)
+            track.follow(_box_of(pts))
             kept.append(track)
             out.append((pts, track.confidence))
         self._tracks = kept
@@ -221,6 +247,10 @@ class SmallFaceFinder:
                 mesh = self._new_mesh()
                 track = _Track(box=box, confidence=score, mesh=mesh)
                 pts = self._mesh_crop(bgr, box, mesh)
+                if pts is not None and not self.static:
+                    # Settle on the crop placed from the landmarks at once (see roi.py).
+                    track.box = track.crop_box = _box_of(pts)
+                    pts = self._mesh_crop(bgr, track.crop_box, mesh)
                 if pts is None:
                     self._drop(track)
                     continue

@@ -37,6 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Measured: upright faces 0.008-0.087 (photos at 0-90 deg roll, every carphone frame), upside-down
 # photos and carphone frames 0.114-0.205.
 MAX_FIT_RESIDUAL = 0.10
+# A face missed for up to this many frames (a mesh rejected once, a hand passing, a turn too far for a
+# moment) gets its id back when it reappears near where it was: half a second at 30 fps.
+ID_GRACE_FRAMES = 15
 # Iris diameter / eye width is 0.42-0.48 on real eyes; the iris model's output on a non-eye
 # (an upside-down face's mouth) often falls outside this band.
 IRIS_RATIO_RANGE = (0.30, 0.65)
@@ -76,8 +79,12 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
 
 def _irises_plausible(local: np.ndarray) -> bool:
     lo, hi = IRIS_RATIO_RANGE
-    for a, b, outer, inner in ((469, 471, R_EYE_OUTER, R_EYE_INNER), (474, 476, L_EYE_OUTER, L_EYE_INNER)):
-        ratio = np.linalg.norm(local[a] - local[b]) / max(abs(local[outer, 0] - local[inner, 0]), 1e-9)
+    # The larger of the ring's horizontal and vertical diameters: a turned head foreshortens the horizontal
+    # one (measured 0.16-0.29 at 50-60 deg yaw on rendered heads, where the vertical one stays 0.33-0.44).
+    for first, outer, inner in ((469, R_EYE_OUTER, R_EYE_INNER), (474, L_EYE_OUTER, L_EYE_INNER)):
+        diameter = max(np.linalg.norm(local[first] - local[first + 2]),
+                       np.linalg.norm(local[first + 1] - local[first + 3]))
+        ratio = diameter / max(abs(local[outer, 0] - local[inner, 0]), 1e-9)
         if not lo <= ratio <= hi:
             return False
     return True
@@ -133,6 +140,8 @@ class FaceTracker:
         self._solver = BlendshapeSolver(reference().points)
         self._next_id = 0
         self._prev: list[tuple[int, np.ndarray, float]] = []  # id, centre, size
+        # Faces missed for a few frames (a rejected mesh, a hand passing): id -> (centre, size, frames missed).
+        self._gone: dict[int, tuple[np.ndarray, float, int]] = {}
         self._filters: dict[int, FaceFilters] = {}
         self._last_local: dict[int, np.ndarray] = {}  # id -> face-frame points of its latest frame
         self._neutrals: dict[int, np.ndarray] = {}  # id -> calibrated neutral features
@@ -156,6 +165,7 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget ids, filter state and calibrations (e.g. on a scene cut or a new user)."""
         self._prev = []
+        self._gone = {}
         self._rois = {}
         self._filters.clear()
         self._last_local.clear()
@@ -202,7 +212,7 @@ class FaceTracker:
             face.blendshapes = dict(zip(ARKIT_NAMES, scores.tolist(), strict=True))
         self._rois = {f.id: f.bbox for f in faces}
         for store in (self._last_local, self._filters):
-            for fid in [k for k in store if k not in live]:
+            for fid in [k for k in store if k not in live and k not in self._gone]:
                 del store[fid]
         return faces
 
@@ -352,8 +362,9 @@ class FaceTracker:
         """Greedy nearest-centre matching to the previous frame's faces (within half a face size)."""
         cur = [(f, f.landmarks[:, :2].mean(axis=0), f.bbox[2] - f.bbox[0]) for f in faces]
         pairs = []
+        candidates = self._prev + [(fid, c, size) for fid, (c, size, _) in self._gone.items()]
         for i, (_, c, size) in enumerate(cur):
-            for fid, pc, psize in self._prev:
+            for fid, pc, psize in candidates:
                 d = float(np.linalg.norm(pc - c))
                 if d < 0.5 * max(size, psize):
                     pairs.append((d, i, fid))
@@ -370,6 +381,10 @@ class FaceTracker:
             if i not in assigned:
                 face.id = self._next_id
                 self._next_id += 1
+        gone = {fid: (c, size, missed + 1) for fid, (c, size, missed) in self._gone.items()
+                if fid not in used_ids and missed + 1 <= ID_GRACE_FRAMES}
+        gone.update({fid: (c, size, 1) for fid, c, size in self._prev if fid not in used_ids})
+        self._gone = gone if not self.static else {}
         self._prev = [(f.id, c, s) for f, c, s in cur]
 
 
