@@ -72,3 +72,40 @@ def test_restore_refuses_bad_checkpoints_and_keeps_its_state(run, breakage):
         with pytest.raises(ValueError):
             b.restore(bad)
         assert b.checkpoint() == before
+
+
+def test_effects_session_moves_its_tracker_to_another_session():
+    """The effects session's tracker checkpoint restores into a new session (another replica in the cluster)."""
+    import asyncio
+
+    import cv2
+
+    from facestage.serving.base import Outbox
+    from facestage.serving.effects_session import EffectsSession
+    from facestage.serving.engine import Engine
+    from facestage.serving.state import SessionState
+
+    async def send(_: object) -> None:
+        return None
+
+    frames = [cv2.imencode(".jpg", f)[1].tobytes() for f in testdata.carphone_frames(limit=12)]
+    engine = Engine(None, workers=1)
+    try:
+        a, b = (EffectsSession(engine, Outbox(send, lambda: 0), SessionState("effects")) for _ in range(2))
+        for s in (a, b):
+            asyncio.run(s.start({"preset": "natural", "faces": True, "max_faces": 1}))
+        assert a.tracker_checkpoint() is None
+        for i, data in enumerate(frames[:10]):
+            a._run(data, i / 30)
+        snap = json.loads(json.dumps(a.tracker_checkpoint()))
+        b.restore_tracker(snap)
+        _, faces_a, _ = a._run(frames[10], 10 / 30)
+        _, faces_b, _ = b._run(frames[10], 10 / 30)
+        assert [f["id"] for f in faces_a] == [f["id"] for f in faces_b] == [0]
+        assert np.abs(np.subtract(faces_a[0]["bbox"], faces_b[0]["bbox"])).max() < 2.0
+        with pytest.raises(ValueError):
+            b.restore_tracker({"version": 2})
+        for s in (a, b):
+            asyncio.run(s.close())
+    finally:
+        engine.close()
