@@ -60,6 +60,8 @@ class EffectsPipeline:
     def __init__(self, track: Tracker | Callable[[np.ndarray, float], list[Face]], chain: Chain | None = None,
                  decode: Callable[[Any], np.ndarray] | None = None,
                  encode: Callable[[np.ndarray], bytes] | None = None) -> None:
+        # The tracker object when one was given (checkpoints, tests read its state); None for a callable.
+        self.tracker = track if hasattr(track, "track") else None
         self._track = track.track if hasattr(track, "track") else track  # type: ignore[union-attr]
         self.chain = chain
         self.decode = decode

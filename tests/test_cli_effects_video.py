@@ -43,7 +43,7 @@ def test_cli_video_smooths_with_the_containers_timestamps(clip60, tmp_path):
     # Every step is the clip's real 1/60 s, not the 1/30 s a frame counter would assume.
     np.testing.assert_allclose(np.diff(ts), 1.0 / FPS, atol=1e-4)
     # The One-Euro filters ran on that clock: the face's filter last saw the last frame's timestamp.
-    tracker = flow._track.__self__
+    tracker = flow.tracker
     state = tracker.checkpoint()
     assert state["filters"], "the face was tracked and smoothed"
     for f in state["filters"].values():
