@@ -62,6 +62,13 @@ class RoiFinder:
             b = tuple(float(v) for v in box)
             self._tracks.append(_Track(box=b, confidence=1.0, mesh=self._new_mesh(), crop_box=b))
 
+    def reject(self, indices: list[int]) -> None:
+        """Stop following the faces at these positions of the last :meth:`find` result (their meshes failed
+        the tracker's plausibility checks); call :meth:`detect_new` to look for them again at once."""
+        drop = set(indices)
+        self._spare += [t.mesh for i, t in enumerate(self._tracks) if i in drop]
+        self._tracks = [t for i, t in enumerate(self._tracks) if i not in drop]
+
     def _new_mesh(self) -> object:
         if self._spare:
             return self._spare.pop()
@@ -85,8 +92,9 @@ class RoiFinder:
 
     def find(self, bgr: np.ndarray, taken: list[tuple[float, float, float, float]] = ()
              ) -> list[tuple[np.ndarray, float]]:
-        """(landmarks, confidence) of the faces in this frame, at most ``max_faces``. ``taken``: boxes of faces
-        followed elsewhere (small-face crops), not to be picked up again by a detection."""
+        """(landmarks, confidence) of the faces in this frame, at most ``max_faces``, in the order of the tracks
+        (``reject`` takes positions in this list). ``taken``: boxes of faces followed elsewhere (small-face
+        crops), not to be picked up again by a detection."""
         out: list[tuple[np.ndarray, float]] = []
         kept: list[_Track] = []
         lost = False
@@ -104,12 +112,20 @@ class RoiFinder:
             out.append((pts, track.confidence))
         self._tracks = kept
         self._since_detect += 1
-        room = self.max_faces - len(kept)
-        if room > 0 and (lost or not kept or self._since_detect >= self.redetect_every):
-            self._since_detect = 0
-            boxes = [t.box for t in kept] + list(taken)
+        if len(kept) < self.max_faces and (lost or not kept or self._since_detect >= self.redetect_every):
+            out += self.detect_new(bgr, taken)
+        return out
+
+    def detect_new(self, bgr: np.ndarray, taken: list[tuple[float, float, float, float]] = ()
+                   ) -> list[tuple[np.ndarray, float]]:
+        """Run the detector now and start following faces not followed yet; returns their landmarks (their
+        tracks are appended, so positions continue those of the last :meth:`find`)."""
+        self._since_detect = 0
+        out: list[tuple[np.ndarray, float]] = []
+        boxes = [t.box for t in self._tracks] + list(taken)
+        if len(self._tracks) < self.max_faces:
             for box, score in self._detect(bgr):
-                if len(out) >= self.max_faces:
+                if len(self._tracks) >= self.max_faces:
                     break
                 if any(_overlap(box, b) > KNOWN_FACE_OVERLAP for b in boxes):
                     continue

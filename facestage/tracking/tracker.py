@@ -192,9 +192,18 @@ class FaceTracker:
             for lms in result.multi_face_landmarks or ():
                 pts = landmarks_to_array(lms, w, h)
                 found.append((pts if len(pts) == NUM_LANDMARKS else add_eye_centres_as_iris(pts), 1.0))
+        n_roi = len(found)
         if self._small is not None and len(found) < self.max_faces:
             found += self._small.find(frame_bgr, [pts for pts, _ in found], self.max_faces - len(found))
-        analysed = [a for a in (self._analyse(pts, conf, w, h) for pts, conf in found) if a is not None]
+        checked = [self._analyse(pts, conf, w, h) for pts, conf in found]
+        rejected = [i for i, a in enumerate(checked[:n_roi]) if a is None]
+        if rejected and self._roi is not None:
+            # A followed face whose crop mesh failed the checks (it slipped off under fast motion): look for
+            # it again on this frame, with the detector and a fresh crop.
+            self._roi.reject(rejected)
+            taken = [a[0].bbox for a in checked if a is not None]
+            checked += [self._analyse(pts, conf, w, h) for pts, conf in self._roi.detect_new(frame_bgr, taken)]
+        analysed = [a for a in checked if a is not None]
         local_of = {id(face): local for face, local in analysed}
         faces = self._dedupe([face for face, _ in analysed])[: self.max_faces]
         self._assign_ids(faces)
