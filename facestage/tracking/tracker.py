@@ -43,6 +43,12 @@ ID_GRACE_FRAMES = 15
 # Iris diameter / eye width is 0.42-0.48 on real eyes; the iris model's output on a non-eye
 # (an upside-down face's mouth) often falls outside this band.
 IRIS_RATIO_RANGE = (0.30, 0.65)
+# One eye narrower than this fraction of the other in the image: the head is turned and only the near eye's
+# iris is checked, against TURNED_IRIS_MIN. Measured eye-width ratios: frontal photos and carphone frames
+# 0.93-1.0; a rendered 60 deg profile in a group photo 0.20-0.38, its near iris then 0.29-0.44 eye widths
+# (the mesh's depth at a profile stretches the eye in the face frame).
+FAR_EYE_RATIO = 0.6
+TURNED_IRIS_MIN = 0.25
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
@@ -77,11 +83,19 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / union if union > 0 else 0.0
 
 
-def _irises_plausible(local: np.ndarray) -> bool:
+def _irises_plausible(local: np.ndarray, pts: np.ndarray | None = None) -> bool:
+    """Both irises 0.30-0.65 eye widths across; on a turned head (one eye under FAR_EYE_RATIO of the other's
+    width in the image) only the near eye's, from TURNED_IRIS_MIN: the ring on a far, foreshortened eye is
+    noise."""
     lo, hi = IRIS_RATIO_RANGE
+    eyes = ((469, R_EYE_OUTER, R_EYE_INNER), (474, L_EYE_OUTER, L_EYE_INNER))
+    if pts is not None:
+        widths = [float(np.linalg.norm(pts[o, :2] - pts[i, :2])) for _, o, i in eyes]
+        if min(widths) < FAR_EYE_RATIO * max(widths):
+            eyes, lo = (eyes[int(np.argmax(widths))],), TURNED_IRIS_MIN
     # The larger of the ring's horizontal and vertical diameters: a turned head foreshortens the horizontal
     # one (measured 0.16-0.29 at 50-60 deg yaw on rendered heads, where the vertical one stays 0.33-0.44).
-    for first, outer, inner in ((469, R_EYE_OUTER, R_EYE_INNER), (474, L_EYE_OUTER, L_EYE_INNER)):
+    for first, outer, inner in eyes:
         diameter = max(np.linalg.norm(local[first] - local[first + 2]),
                        np.linalg.norm(local[first + 1] - local[first + 3]))
         ratio = diameter / max(abs(local[outer, 0] - local[inner, 0]), 1e-9)
@@ -323,7 +337,7 @@ class FaceTracker:
         if fit.residual > MAX_FIT_RESIDUAL:
             return None
         local = fit.to_local(pts.astype(np.float64))
-        if self.refine and not _irises_plausible(local):
+        if self.refine and not _irises_plausible(local, pts):
             return None
         x0, y0, _ = pts.min(axis=0)
         x1, y1, _ = pts.max(axis=0)
