@@ -29,6 +29,8 @@ class MediaSource:
         if self._image is not None:
             yield 0, 0.0, self._image
             return
+        import cv2
+
         cap = self._cap
         i = 0
         try:
@@ -36,7 +38,10 @@ class MediaSource:
                 ok, frame = cap.read()  # type: ignore[union-attr]
                 if not ok or frame is None:
                     break
-                yield i, i / self.fps, frame
+                # The container's own presentation time of this frame (variable-rate video, 12 or 60 fps):
+                # smoothing filters need real dt. Cameras and streams without timestamps fall back to i/fps.
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 if self.kind == "video" else 0.0  # type: ignore[union-attr]
+                yield i, (t if t > 0 or i == 0 else i / self.fps), frame
                 i += 1
         finally:
             cap.release()  # type: ignore[union-attr]

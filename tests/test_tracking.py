@@ -504,7 +504,7 @@ def test_state_checkpoint_resumes_ids_filters_and_calibration_in_a_new_tracker()
         for i, f in enumerate(frames[:30]):
             a.track(f, i / 30)
         a.calibrate_neutral()
-        snapshot = json.loads(json.dumps(a.state()))  # survives a trip through JSON
+        snapshot = json.loads(json.dumps(a.checkpoint()))  # survives a trip through JSON
         with FaceTracker() as b:
             b.restore(snapshot)
             for i, f in enumerate(frames[30:], start=30):

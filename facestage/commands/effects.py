@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("output would overwrite the input; choose another -o path")
 
     from ..effects import EffectChain
+    from ..effects_pipeline import EffectsPipeline
     from ..tracking import FaceTracker
 
     chain = EffectChain(config)
@@ -133,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
         import cv2
 
         with FaceTracker(max_faces=args.max_faces, static=True) as tracker:
-            _, _, frame = next(source.frames())
-            result = chain.apply(frame, tracker.track(frame))
+            _, t, frame = next(source.frames())
+            result = EffectsPipeline(tracker, chain).process(frame, t).image
         out.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(out), result):
             raise InputError(f"could not write {out}")
@@ -144,9 +145,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def process_video(source, input_path: Path, out: Path, chain, max_faces: int) -> None:  # noqa: ANN001
+def process_video(source, input_path: Path, out: Path, chain, max_faces: int,  # noqa: ANN001
+                  on_pipeline=None) -> None:  # noqa: ANN001
+    """Run every frame through one EffectsPipeline with the container's timestamps (``on_pipeline``, if
+    given, receives the pipeline before the first frame: tests read its recorded timestamps)."""
     from tqdm import tqdm
 
+    from ..effects_pipeline import EffectsPipeline
     from ..mediaio import VideoWriter
     from ..tracking import FaceTracker
 
@@ -160,12 +165,16 @@ def process_video(source, input_path: Path, out: Path, chain, max_faces: int) ->
         writer = None
         count = 0
         with FaceTracker(max_faces=max_faces, static=False) as tracker:
-            for _, _, frame in tqdm(source.frames(), total=source.frame_count, unit="frame", desc=out.name,
-                                    file=sys.stderr, disable=None):
+            flow = EffectsPipeline(tracker, chain)
+            if on_pipeline is not None:
+                on_pipeline(flow)
+            frames = ((frame, t) for _, t, frame in tqdm(source.frames(), total=source.frame_count, unit="frame",
+                                                         desc=out.name, file=sys.stderr, disable=None))
+            for res in flow.run(frames):
                 if writer is None:
-                    h, w = frame.shape[:2]
+                    w, h = res.size
                     writer = VideoWriter(video_path, source.fps, (w, h))
-                writer.write(chain.apply(frame, tracker.track(frame)))
+                writer.write(res.image)
                 count += 1
         if writer is None:
             raise InputError(f"{input_path} contains no video frames")

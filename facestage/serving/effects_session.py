@@ -24,7 +24,7 @@ class EffectsSession(Session):
 
     def __init__(self, engine: Engine, out: Outbox, state: SessionState) -> None:
         super().__init__(engine, out, state)
-        self._chain = None
+        self._flow = None  # the EffectsPipeline, made on the first frame (on a worker thread)
         self._pending: dict | None = None
 
     def _configure(self, msg: dict[str, Any]) -> None:
@@ -87,23 +87,28 @@ class EffectsSession(Session):
         self._configure(msg)
         await self.out.control({"type": "configured", "effects": self.state.effects})
 
+    def _pipeline(self):
+        from ..effects import EffectChain
+        from ..effects_pipeline import EffectsPipeline
+
+        if self._flow is None:
+            max_faces = self.state.options.get("max_faces", MAX_FACES)
+            self._flow = EffectsPipeline(
+                lambda img, t: self.track(max_faces, img, t), EffectChain.from_config({}), decode=decode_jpeg,
+                # read per frame: a config message may change the quality mid-stream
+                encode=lambda img: encode_jpeg(img, self.state.options.get("quality", 80)))
+        return self._flow
+
     def _run(self, payload: bytes, t: float) -> tuple[bytes, list[dict], tuple[int, int]]:
         # Runs on a worker thread; one frame of a session at a time, so the tracker and chain are not shared.
-        from ..effects import EffectChain
-
-        img = decode_jpeg(payload)
-        max_faces = self.state.options.get("max_faces", MAX_FACES)
-        if self._chain is None:
-            self._chain = EffectChain.from_config({})
+        flow = self._pipeline()
         if self._pending is not None:
-            self._chain.update(self._pending)
+            flow.chain.update(self._pending)
             self._pending = None
-        faces = self.track(max_faces, img, t)
-        out = self._chain.apply(img, faces) if self.state.effects else img
-        data = encode_jpeg(out, self.state.options.get("quality", 80))
-        face_json = ([f.to_json(landmarks=bool(self.state.options.get("landmarks"))) for f in faces]
+        res = flow.process(payload, t, effects=bool(self.state.effects))
+        face_json = ([f.to_json(landmarks=bool(self.state.options.get("landmarks"))) for f in res.faces]
                      if self.state.options.get("faces") else [])
-        return data, face_json, (img.shape[1], img.shape[0])
+        return res.data or b"", face_json, res.size
 
     async def process(self, frame: Frame) -> None:
         data, faces, (w, h) = await self.engine.run(self._run, frame.payload, frame.timestamp / 1000.0)
@@ -113,3 +118,20 @@ class EffectsSession(Session):
         if await self.out.media(packed):
             self.state.frames_out += 1
         await self.engine.channels.publish(self.channel(self.state.options.get("channel")), packed)
+
+    # The tracker's checkpoint travels with the session when it moves to another process (the cluster's
+    # replicas): ids, One-Euro states, last ROIs and the clock. Both take the session's tracker lock, so they
+    # never run while a frame is being tracked.
+    def tracker_checkpoint(self) -> dict | None:
+        """``FaceTracker.checkpoint()`` of this session's tracker (None before its first frame)."""
+        with self._tracker_lock:
+            return None if self._tracker is None else self._tracker.checkpoint()
+
+    def restore_tracker(self, state: dict) -> None:
+        """Continue from another session's :meth:`tracker_checkpoint` (ValueError when it is not one)."""
+        with self._tracker_lock:
+            if self._closing:
+                raise ProtocolError("closed", "the session is closing")
+            if self._tracker is None:
+                self._tracker = self.engine.acquire_tracker(self.state.options.get("max_faces", MAX_FACES))
+            self._tracker.restore(state)

@@ -96,6 +96,11 @@ class FaceFilters:
     The three streams keep their own tuning but run as one vectorised filter call per frame.
     """
 
+    @staticmethod
+    def size(n_landmarks: int = 478, n_scores: int = 52) -> int:
+        """Length of the packed state vector (landmarks xyz, 6 pose values, scores)."""
+        return n_landmarks * 3 + 6 + n_scores
+
     def __init__(self, config: SmoothingConfig, n_landmarks: int = 478, n_scores: int = 52) -> None:
         sizes = (n_landmarks * 3, 6, n_scores)
         streams = (config.landmarks, config.pose, config.scores)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from .arkit import ARKIT_NAMES
-from .blendshapes import BlendshapeSolver, measure, tongue_estimate
+from .blendshapes import FEATURES, BlendshapeSolver, measure, tongue_estimate
 from .filters import FaceFilters, SmoothingConfig
 from .landmarks import (
     CHIN,
@@ -37,9 +37,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Measured: upright faces 0.008-0.087 (photos at 0-90 deg roll, every carphone frame), upside-down
 # photos and carphone frames 0.114-0.205.
 MAX_FIT_RESIDUAL = 0.10
+# A face missed for up to this many frames (a mesh rejected once, a hand passing, a turn too far for a
+# moment) gets its id back when it reappears near where it was: half a second at 30 fps.
+ID_GRACE_FRAMES = 15
 # Iris diameter / eye width is 0.42-0.48 on real eyes; the iris model's output on a non-eye
 # (an upside-down face's mouth) often falls outside this band.
 IRIS_RATIO_RANGE = (0.30, 0.65)
+# One eye narrower than this fraction of the other in the image: the head is turned and only the near eye's
+# iris is checked, against TURNED_IRIS_MIN. Measured eye-width ratios: frontal photos and carphone frames
+# 0.93-1.0; a rendered 60 deg profile in a group photo 0.20-0.38, its near iris then 0.29-0.44 eye widths
+# (the mesh's depth at a profile stretches the eye in the face frame).
+FAR_EYE_RATIO = 0.6
+TURNED_IRIS_MIN = 0.25
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
@@ -74,10 +83,22 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / union if union > 0 else 0.0
 
 
-def _irises_plausible(local: np.ndarray) -> bool:
+def _irises_plausible(local: np.ndarray, pts: np.ndarray | None = None) -> bool:
+    """Both irises 0.30-0.65 eye widths across; on a turned head (one eye under FAR_EYE_RATIO of the other's
+    width in the image) only the near eye's, from TURNED_IRIS_MIN: the ring on a far, foreshortened eye is
+    noise."""
     lo, hi = IRIS_RATIO_RANGE
-    for a, b, outer, inner in ((469, 471, R_EYE_OUTER, R_EYE_INNER), (474, 476, L_EYE_OUTER, L_EYE_INNER)):
-        ratio = np.linalg.norm(local[a] - local[b]) / max(abs(local[outer, 0] - local[inner, 0]), 1e-9)
+    eyes = ((469, R_EYE_OUTER, R_EYE_INNER), (474, L_EYE_OUTER, L_EYE_INNER))
+    if pts is not None:
+        widths = [float(np.linalg.norm(pts[o, :2] - pts[i, :2])) for _, o, i in eyes]
+        if min(widths) < FAR_EYE_RATIO * max(widths):
+            eyes, lo = (eyes[int(np.argmax(widths))],), TURNED_IRIS_MIN
+    # The larger of the ring's horizontal and vertical diameters: a turned head foreshortens the horizontal
+    # one (measured 0.16-0.29 at 50-60 deg yaw on rendered heads, where the vertical one stays 0.33-0.44).
+    for first, outer, inner in eyes:
+        diameter = max(np.linalg.norm(local[first] - local[first + 2]),
+                       np.linalg.norm(local[first + 1] - local[first + 3]))
+        ratio = diameter / max(abs(local[outer, 0] - local[inner, 0]), 1e-9)
         if not lo <= ratio <= hi:
             return False
     return True
@@ -90,12 +111,16 @@ class FaceTracker:
     output. ``static=True`` treats every frame as an unrelated still image (detection on every
     frame, no smoothing, no id continuity needed). ``small_faces`` adds the long-range detector
     and crops for faces too small for the mesh's own detector (``redetect_every`` frames in video).
+    ``roi`` (video only, the default): each face is followed by the mesh on a crop around its previous
+    landmarks, the short-range detector runs every ``roi_redetect_every`` frames while there is room for
+    more faces, or at once when a face is lost (``roi.py``); no full-frame colour conversion on the
+    frames in between. ``roi=False``: MediaPipe's whole-frame mesh on every frame.
     """
 
     def __init__(self, max_faces: int = 4, refine: bool = True,
                  smoothing: SmoothingConfig | bool | None = True, static: bool = False,
                  min_confidence: float = 0.5, small_faces: bool = True, redetect_every: int = 30,
-                 tongue: bool = True) -> None:
+                 tongue: bool = True, roi: bool = True, roi_redetect_every: int = 10) -> None:
         import mediapipe as mp  # heavy import kept lazy so the CLI starts fast
 
         if max_faces < 1:
@@ -108,9 +133,18 @@ class FaceTracker:
             smoothing = SmoothingConfig()
         self.smoothing: SmoothingConfig | None = None if (static or not smoothing) else smoothing
         self.tongue = tongue
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static, max_num_faces=max_faces, refine_landmarks=refine,
-            min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self.roi = bool(roi) and not static
+        self._mesh = None
+        self._roi = None
+        if self.roi:
+            from .roi import RoiFinder
+
+            self._roi = RoiFinder(max_faces, refine=refine, min_confidence=min_confidence,
+                                  redetect_every=roi_redetect_every)
+        else:
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static, max_num_faces=max_faces, refine_landmarks=refine,
+                min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
         self._small = None
         if small_faces:
             from .smallfaces import SmallFaceFinder
@@ -120,13 +154,19 @@ class FaceTracker:
         self._solver = BlendshapeSolver(reference().points)
         self._next_id = 0
         self._prev: list[tuple[int, np.ndarray, float]] = []  # id, centre, size
+        # Faces missed for a few frames (a rejected mesh, a hand passing): id -> (centre, size, frames missed).
+        self._gone: dict[int, tuple[np.ndarray, float, int]] = {}
         self._filters: dict[int, FaceFilters] = {}
         self._last_local: dict[int, np.ndarray] = {}  # id -> face-frame points of its latest frame
         self._neutrals: dict[int, np.ndarray] = {}  # id -> calibrated neutral features
+        self._rois: dict[int, tuple[float, float, float, float]] = {}  # id -> last bbox (x0, y0, x1, y1)
         self._frame_index = 0
+        self._last_t: float | None = None
 
     def close(self) -> None:
-        self._mesh.close()
+        for part in (self._mesh, self._roi):
+            if part is not None:
+                part.close()
         if self._small is not None:
             self._small.close()
 
@@ -139,29 +179,45 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget ids, filter state and calibrations (e.g. on a scene cut or a new user)."""
         self._prev = []
+        self._gone = {}
+        self._rois = {}
         self._filters.clear()
         self._last_local.clear()
         self._neutrals.clear()
         if self._small is not None:
             self._small.reset()
+        if self._roi is not None:
+            self._roi.reset()
 
     def track(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> list[Face]:
         frame_bgr = _check_frame(frame_bgr)
         t = float(timestamp_s) if timestamp_s is not None else self._frame_index / 30.0
         self._frame_index += 1
+        self._last_t = t
         h, w = frame_bgr.shape[:2]
-        import cv2
-
-        # cv2's channel swap: ~20x faster than numpy's negative-stride copy (11 ms at 720p under load).
-        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-        result = self._mesh.process(rgb)
         found: list[tuple[np.ndarray, float]] = []
-        for lms in result.multi_face_landmarks or ():
-            pts = landmarks_to_array(lms, w, h)
-            found.append((pts if len(pts) == NUM_LANDMARKS else add_eye_centres_as_iris(pts), 1.0))
+        if self._roi is not None:
+            found = self._roi.find(frame_bgr, self._small.boxes if self._small is not None else [])
+        else:
+            import cv2
+
+            # cv2's channel swap: ~20x faster than numpy's negative-stride copy (11 ms at 720p under load).
+            result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))  # type: ignore[union-attr]
+            for lms in result.multi_face_landmarks or ():
+                pts = landmarks_to_array(lms, w, h)
+                found.append((pts if len(pts) == NUM_LANDMARKS else add_eye_centres_as_iris(pts), 1.0))
+        n_roi = len(found)
         if self._small is not None and len(found) < self.max_faces:
-            found += self._small.find(rgb, [pts for pts, _ in found], self.max_faces - len(found))
-        analysed = [a for a in (self._analyse(pts, conf, w, h) for pts, conf in found) if a is not None]
+            found += self._small.find(frame_bgr, [pts for pts, _ in found], self.max_faces - len(found))
+        checked = [self._analyse(pts, conf, w, h) for pts, conf in found]
+        rejected = [i for i, a in enumerate(checked[:n_roi]) if a is None]
+        if rejected and self._roi is not None:
+            # A followed face whose crop mesh failed the checks (it slipped off under fast motion): look for
+            # it again on this frame, with the detector and a fresh crop.
+            self._roi.reject(rejected)
+            taken = [a[0].bbox for a in checked if a is not None]
+            checked += [self._analyse(pts, conf, w, h) for pts, conf in self._roi.detect_new(frame_bgr, taken)]
+        analysed = [a for a in checked if a is not None]
         local_of = {id(face): local for face, local in analysed}
         faces = self._dedupe([face for face, _ in analysed])[: self.max_faces]
         self._assign_ids(faces)
@@ -177,8 +233,9 @@ class FaceTracker:
             if self.smoothing is not None:
                 scores = self._smooth(face, scores, t)
             face.blendshapes = dict(zip(ARKIT_NAMES, scores.tolist(), strict=True))
+        self._rois = {f.id: f.bbox for f in faces}
         for store in (self._last_local, self._filters):
-            for fid in [k for k in store if k not in live]:
+            for fid in [k for k in store if k not in live and k not in self._gone]:
                 del store[fid]
         return faces
 
@@ -205,35 +262,72 @@ class FaceTracker:
         else:
             self._neutrals.pop(face_id, None)
 
-    def state(self) -> dict:
-        """Everything needed to continue this tracker elsewhere (ids, filters, calibrations), as
-        JSON-friendly data: a live session can be checkpointed and resumed in another process.
-        MediaPipe's own graph state is not included: the new tracker re-detects on its first frame."""
+    CHECKPOINT_VERSION = 2
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this tracker elsewhere, as JSON-serialisable data: face ids and the
+        next id, each id's One-Euro filter state, last ROIs (bbox in pixels), calibrations and the frame
+        clock. A live session is checkpointed and resumed in another process with :meth:`restore`.
+        MediaPipe's own graph state is not included: the new tracker re-detects on its first frame and
+        matches what it finds to the restored ids."""
         return {
-            "version": 1,
+            "version": self.CHECKPOINT_VERSION,
             "next_id": self._next_id,
-            "frame_index": self._frame_index,
-            "prev": [[fid, c.tolist(), size] for fid, c, size in self._prev],
+            "faces": [{"id": fid, "centre": c.tolist(), "size": size,
+                       "roi": list(self._rois[fid]) if fid in self._rois else None}
+                      for fid, c, size in self._prev],
             "filters": {str(fid): f.filter.state() for fid, f in self._filters.items()},
             "neutrals": {str(fid): n.tolist() for fid, n in self._neutrals.items()},
+            "clock": {"frame_index": self._frame_index, "last_t": self._last_t},
         }
 
+    def state(self) -> dict:
+        """Older name of :meth:`checkpoint`."""
+        return self.checkpoint()
+
     def restore(self, state: dict) -> None:
-        """Continue from :meth:`state` of another tracker (same smoothing configuration)."""
+        """Continue from another tracker's :meth:`checkpoint` (same smoothing configuration).
+
+        Validated before anything changes: a wrong version, missing field or array of the wrong shape raises
+        ``ValueError`` (``InputError``) and leaves this tracker as it was."""
         try:
-            if state.get("version") != 1:
-                raise ValueError(f"unknown version {state.get('version')!r}")
-            self._next_id = int(state["next_id"])
-            self._frame_index = int(state["frame_index"])
-            self._prev = [(int(fid), np.asarray(c, dtype=np.float64), float(size)) for fid, c, size in state["prev"]]
-            self._filters.clear()
-            if self.smoothing is not None:
-                for fid, fstate in state["filters"].items():
-                    filt = self._filters[int(fid)] = FaceFilters(self.smoothing)
+            if not isinstance(state, dict) or state.get("version") != self.CHECKPOINT_VERSION:
+                got = state.get("version") if isinstance(state, dict) else type(state).__name__
+                raise ValueError(f"unknown version {got!r}, expected {self.CHECKPOINT_VERSION}")
+            next_id = int(state["next_id"])
+            prev, rois = [], {}
+            for face in state["faces"]:
+                fid = int(face["id"])
+                centre = _array(face["centre"], (2,), f"faces[{fid}].centre")
+                size = float(face["size"])
+                if not (np.isfinite(size) and size > 0) or fid < 0 or fid >= next_id:
+                    raise ValueError(f"face {fid}: bad size {size!r} or id outside 0..next_id")
+                prev.append((fid, centre, size))
+                if face.get("roi") is not None:
+                    rois[fid] = tuple(float(v) for v in _array(face["roi"], (4,), f"faces[{fid}].roi"))
+            n = FaceFilters.size()
+            filters: dict[int, FaceFilters] = {}
+            for fid, fstate in state["filters"].items():
+                if fstate is not None:
+                    for key in ("x", "dx"):
+                        _array(fstate[key], (n,), f"filters[{fid}].{key}")
+                    float(fstate["t"])
+                if self.smoothing is not None:
+                    filt = filters[int(fid)] = FaceFilters(self.smoothing)
                     filt.filter.restore(fstate)
-            self._neutrals = {int(fid): np.asarray(n, dtype=np.float64) for fid, n in state["neutrals"].items()}
+            n_features = len(FEATURES)
+            neutrals = {int(fid): _array(v, (n_features,), f"neutrals[{fid}]") for fid, v in state["neutrals"].items()}
+            clock = state["clock"]
+            frame_index = int(clock["frame_index"])
+            last_t = None if clock.get("last_t") is None else float(clock["last_t"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InputError(f"not a FaceTracker state: {exc}") from None
+            raise InputError(f"not a FaceTracker checkpoint: {exc}") from None
+        self.reset()
+        self._next_id, self._prev, self._rois = next_id, prev, rois
+        self._filters, self._neutrals = filters, neutrals
+        self._frame_index, self._last_t = frame_index, last_t
+        if self._roi is not None:  # follow the restored faces from their last ROIs: no re-detection wait
+            self._roi.seed([rois[fid] for fid, _, _ in prev if fid in rois])
 
     def _analyse(self, pts: np.ndarray, confidence: float, w: int, h: int) -> tuple[Face, np.ndarray] | None:
         """Plausibility checks and the rigid fit: a Face without scores yet and its face-frame points."""
@@ -243,7 +337,7 @@ class FaceTracker:
         if fit.residual > MAX_FIT_RESIDUAL:
             return None
         local = fit.to_local(pts.astype(np.float64))
-        if self.refine and not _irises_plausible(local):
+        if self.refine and not _irises_plausible(local, pts):
             return None
         x0, y0, _ = pts.min(axis=0)
         x1, y1, _ = pts.max(axis=0)
@@ -291,8 +385,9 @@ class FaceTracker:
         """Greedy nearest-centre matching to the previous frame's faces (within half a face size)."""
         cur = [(f, f.landmarks[:, :2].mean(axis=0), f.bbox[2] - f.bbox[0]) for f in faces]
         pairs = []
+        candidates = self._prev + [(fid, c, size) for fid, (c, size, _) in self._gone.items()]
         for i, (_, c, size) in enumerate(cur):
-            for fid, pc, psize in self._prev:
+            for fid, pc, psize in candidates:
                 d = float(np.linalg.norm(pc - c))
                 if d < 0.5 * max(size, psize):
                     pairs.append((d, i, fid))
@@ -309,7 +404,19 @@ class FaceTracker:
             if i not in assigned:
                 face.id = self._next_id
                 self._next_id += 1
+        gone = {fid: (c, size, missed + 1) for fid, (c, size, missed) in self._gone.items()
+                if fid not in used_ids and missed + 1 <= ID_GRACE_FRAMES}
+        gone.update({fid: (c, size, 1) for fid, c, size in self._prev if fid not in used_ids})
+        self._gone = gone if not self.static else {}
         self._prev = [(f.id, c, s) for f, c, s in cur]
+
+
+def _array(value: object, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """A finite float array of exactly ``shape`` from checkpoint data, or ValueError naming the field."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape or not np.isfinite(arr).all():
+        raise ValueError(f"{where}: expected {shape} finite numbers, got shape {arr.shape}")
+    return arr
 
 
 def _index(name: str) -> int:
