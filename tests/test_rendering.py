@@ -116,9 +116,9 @@ def test_pyrender_renders_the_same_scene(ava):
         a = gl.render(ava, {"jawOpen": 0.6}, yaw=15)
         b = pr.render(ava, {"jawOpen": 0.6}, yaw=15)
         assert pr.info()["backend"] == "pyrender"
-        photo = load_avatar("photo:astronaut")  # orthographic "photo" camera, textures
-        pa = gl.render(photo, {"jawOpen": 0.5}, framing="photo")
-        pb = pr.render(photo, {"jawOpen": 0.5}, framing="photo")
+        photo = load_avatar("photo:astronaut")  # a baked photo texture
+        pa = gl.render(photo, {"jawOpen": 0.5})
+        pb = pr.render(photo, {"jawOpen": 0.5})
     ma, mb = a[:, :, 3] > 0, b[:, :, 3] > 0
     iou = (ma & mb).sum() / (ma | mb).sum()
     assert iou > 0.95, iou

@@ -213,6 +213,7 @@ NECK_RADIUS = 0.075  # beyond this distance from the neck axis the top covers th
 SHOULDER_DROP = 0.025  # the top's shoulder seam sits this far below the neck joint
 EDGE_RAMP = 0.02  # metres of signed distance over which the edge ramp goes from transparent to opaque
 EDGE_KEEP = 0.01  # shell quads this far outside the edge are dropped
+EDGE_LIFT_MIN, EDGE_LIFT_RAMP = 0.3, 0.015  # shell offset share at its cut line, metres to full offset
 LASH_ALPHA = 0.6
 BUST_MARGIN = 0.015  # metres of space above the hair in the bust framing
 SOFT_NORMAL_ROUNDS = 12  # garment normal blur (1-ring rounds): ~3 cm, wider than a nipple
@@ -264,6 +265,10 @@ def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, materi
     verts = np.unique(near)
     u = np.clip(0.5 + sd[verts] / EDGE_RAMP, 0.0, 1.0)
     part.uvs = np.ascontiguousarray(np.stack([u, np.full_like(u, 0.5)], axis=1), dtype=np.float32)
+    # Lay the shell's edge down onto the skin: a full-offset edge leaves a sliver of background between
+    # shell and skin where the edge crosses the silhouette (the temples, seen from below).
+    drop = offset * (1 - EDGE_LIFT_MIN) * (1 - np.clip(sd[verts] / EDGE_LIFT_RAMP, 0, 1))
+    part.positions = np.ascontiguousarray(part.positions - drop[:, None] * part.normals, dtype=np.float32)
     return part
 
 
