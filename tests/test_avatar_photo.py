@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -28,7 +29,6 @@ LIMIT_DEG = 7.0
 # Frontal render vs photo, mean landmark distance / inter-ocular distance after a 2-D similarity
 # alignment. Measured 0.017 (astronaut) and 0.021 (grace_hopper); the limit leaves room for noise.
 LANDMARK_LIMIT = 0.07
-SLIVER_PX = 12
 
 
 @pytest.fixture(scope="module")
@@ -89,23 +89,20 @@ def test_closed_loop_pose_expressions_and_no_holes(rt, tracker, photo):
     assert _track(rt, tracker, av, {"jawOpen": 0.8}).blendshapes["jawOpen"] >= 0.5
     shut = _track(rt, tracker, av, {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}).blendshapes
     assert min(shut["eyeBlinkLeft"], shut["eyeBlinkRight"]) >= 0.6, shut
+    # Holes are looked for in the head without its hair: gaps between hair strands are meant to be there.
+    bald = dataclasses.replace(av, parts=[p for p in av.parts if not p.name.startswith("hair")],
+                               uid=10**9 + av.uid)  # its own GPU buffers
     for yaw, pitch in [(y, 0) for y in YAWS] + [(0, p) for p in pitches]:  # every angle tested above
-        rgba = rt.render(av, yaw=yaw, pitch=pitch)  # transparent background
+        rgba = rt.render(bald, yaw=yaw, pitch=pitch)  # transparent background
         alpha = rgba[:, :, 3] > 0
         holes = binary_fill_holes(alpha) & ~alpha
-        # Inside the face's outline (the tracked landmarks' hull) the background shows at most in slivers
-        # where the hair shell's edge (it stands off the skin) crosses the silhouette: measured ≤ 7 px at
-        # the temples and by the far ear. Outside the hull, the real gap between an ear and the hair.
-        faces = tracker.track(_bgr(_over(rgba)))
+        # Inside the face's outline (the tracked landmarks' hull) no background may show. Outside it the
+        # background shows through the real gap behind an ear.
+        faces = tracker.track(_bgr(rt.render(av, yaw=yaw, pitch=pitch, background=BACKGROUND)))
         assert faces, (yaw, pitch)
         hull = np.zeros(alpha.shape, np.uint8)
         cv2.fillConvexPoly(hull, cv2.convexHull(faces[0].landmarks[:468, :2].astype(np.int32)), 1)
-        assert (holes & (hull > 0)).sum() <= SLIVER_PX, (yaw, pitch, int((holes & (hull > 0)).sum()))
-
-
-def _over(rgba: np.ndarray) -> np.ndarray:
-    a = rgba[:, :, 3:4].astype(float) / 255
-    return (rgba[:, :, :3] * a + np.array(BACKGROUND) * 255 * (1 - a)).astype(np.uint8)
+        assert not (holes & (hull > 0)).any(), (yaw, pitch, int((holes & (hull > 0)).sum()))
 
 
 def _similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..tracking.arkit import ARKIT_INDEX, ARKIT_NAMES
 from . import anny_data as data
+from .hair import LAYERS, hair_uvs, strand_texture
 from .model import NUM_SHAPES, Avatar, Material, MeshPart, orient_faces, vertex_normals
 from .skeleton import Skeleton, translation
 
@@ -253,8 +254,8 @@ def _scalp(b: _Builder, pts: np.ndarray) -> np.ndarray:
     return np.minimum(rel[:, 1] - line, pts[:, 1] - (b.neck[1] - 0.01))
 
 
-def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, material: Material, offset: float
-               ) -> MeshPart:
+def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, material: Material, offset: float,
+               strands: bool = False) -> MeshPart:
     """A shell over the skin cut along the zero line of ``sd`` (per base vertex) with a smooth edge.
 
     The cut is not made in the mesh (quads would give a jagged edge) but by an alpha-MASK ramp texture:
@@ -263,8 +264,11 @@ def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, materi
     near = quads[(sd[quads] > -EDGE_KEEP).any(axis=1)]
     part = b.part(name, near, material, offset=offset)
     verts = np.unique(near)
-    u = np.clip(0.5 + sd[verts] / EDGE_RAMP, 0.0, 1.0)
-    part.uvs = np.ascontiguousarray(np.stack([u, np.full_like(u, 0.5)], axis=1), dtype=np.float32)
+    if strands:  # hair: the strand texture's own ragged alpha makes the edge
+        part.uvs = hair_uvs(b.pos[verts], sd[verts], b.rig.heads[b.rig.names.index("head")])
+    else:
+        u = np.clip(0.5 + sd[verts] / EDGE_RAMP, 0.0, 1.0)
+        part.uvs = np.ascontiguousarray(np.stack([u, np.full_like(u, 0.5)], axis=1), dtype=np.float32)
     # Lay the shell's edge down onto the skin: a full-offset edge leaves a sliver of background between
     # shell and skin where the edge crosses the silhouette (the temples, seen from below).
     drop = offset * (1 - EDGE_LIFT_MIN) * (1 - np.clip(sd[verts] / EDGE_LIFT_RAMP, 0, 1))
@@ -332,9 +336,14 @@ def build_character(spec: CharacterSpec, identity: np.ndarray | None = None,
                                  alpha_mode="MASK"), CLOTH_OFFSET)]
     _soften_normals(parts[0])
     thick = HAIR_OFFSET * (2.2 if spec.hair_style == "full" else 1.0)
-    parts.append(_edge_part(b, "hair", kept, _scalp(b, pos),
-                            Material("hair", (*spec.hair, 1.0), roughness=0.7, specular=0.1, texture=ramp,
-                                     alpha_mode="MASK"), thick))
+    scalp = _scalp(b, pos)
+    for k, (lift, density, fade) in enumerate(LAYERS[spec.hair_style]):
+        # Strand shading goes up to 1: brighten the base so the mean matches the spec's hair colour.
+        hair_rgb = tuple(min(1.0, c / 0.86) for c in spec.hair)
+        parts.append(_edge_part(b, "hair" if k == 0 else f"hair_{k + 1}", kept, scalp,
+                                Material("hair" if k == 0 else f"hair_{k + 1}", (*hair_rgb, 1.0), roughness=0.6,
+                                         specular=0.12, texture=strand_texture(density, fade),
+                                         alpha_mode="MASK", double_sided=k > 0), thick * lift, strands=True))
     if skin_texture is None:
         parts.append(b.part("skin", kept, Material("skin", roughness=0.55, specular=0.15, subsurface=0.8),
                             colors=_skin_colors(b)))
