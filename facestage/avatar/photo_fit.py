@@ -77,7 +77,7 @@ def photo_frame(landmarks: np.ndarray) -> np.ndarray:
 def _correspondence_source() -> str:
     here = Path(__file__).parent
     h = hashlib.sha256(f"{CORRESPONDENCE_VERSION}".encode())
-    for name in ("photo_fit.py", "human.py", "anny_data.py"):
+    for name in ("human.py", "anny_data.py", "hair.py", "eyes.py"):  # what the rendered template depends on
         h.update((here / name).read_bytes())
     return h.hexdigest()[:12]
 
@@ -229,14 +229,18 @@ def fit_landmarks(landmarks: np.ndarray) -> Fit:
     a_mat = d.transpose(1, 2, 0).reshape(-1, k)  # (L*3, K)
     w = np.zeros(k)
     x0 = base[lv]
+    rows = np.tile(wz, len(lv))
     for _ in range(ITERATIONS):
         x = x0 + np.tensordot(w, d, axes=1)
         s, r, t = umeyama(x, y)
         target = ((y - t) @ r) / s  # the photo landmarks in the model frame (metres)
-        rows = np.tile(wz, len(lv))
-        lhs = np.vstack([a_mat * rows[:, None], RIDGE_M * np.eye(k)])
-        rhs = np.concatenate([((target - x0).reshape(-1)) * rows, np.zeros(k)])
-        w = lsq_linear(lhs, rhs, bounds=(0.0, 1.0), method="bvls").x
+        # The ridge problem min ‖A w − r‖² + λ²‖w‖² through its K×K normal matrix M = LLᵀ: ‖Lᵀw − L⁻¹Aᵀr‖²
+        # has the same minimiser under the same bounds, with K rows instead of 3L + K (8× less work).
+        aw = a_mat * rows[:, None]
+        m = aw.T @ aw + RIDGE_M ** 2 * np.eye(k)
+        chol = np.linalg.cholesky(m)
+        rhs = np.linalg.solve(chol, aw.T @ ((target - x0).reshape(-1) * rows))
+        w = lsq_linear(chol.T, rhs, bounds=(0.0, 1.0), method="bvls").x
     x = x0 + np.tensordot(w, d, axes=1)
     s, r, t = umeyama(x, y)
     pos = base.copy()
