@@ -4,8 +4,8 @@ The scalp region (a signed distance from the hairline, > 0 under hair) is pushed
 samples one strand texture: u runs with the distance from the hairline (so strands end at different
 lengths: a wispy hairline instead of a cap's hard rim), v with the azimuth around the head, mirrored at
 the back (0 front, 1 back: no seam), so stripes of constant v run from the crown down — combed strands.
-The innermost shell is dense (it hides the scalp), the outer ones sparse (they break the silhouette up
-into strands). Alpha MASK everywhere: no sorting, valid glTF.
+The inner shell is dense (it hides the scalp), the outer one sparse (it breaks the silhouette up into
+strands). Alpha MASK everywhere: no sorting, valid glTF.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ SD_FROM, SD_RANGE = -0.01, 0.13  # metres of hairline distance that u = 0..1 spa
 STRANDS = 160  # strands across v (front to back, each side)
 TAPER_M = 0.006  # a strand's tip narrows to a point over this length
 TEX_W, TEX_H = 256, 512
-# (offset multiplier, strand density, root fade): the inner shell covers, the outer ones thin out.
-LAYERS = {"short": ((1.0, 1.0, 0.0),), "full": ((1.0, 1.0, 0.0), (1.9, 0.55, 0.02), (2.8, 0.3, 0.04))}
+# (offset multiplier, strand density, root fade): the inner shell covers, the outer one breaks the silhouette.
+# Each shell costs a full pass of alpha-tested fragments over the hair on llvmpipe (measured interleaved at
+# 512², ava: no outer shell 25 ms, one 31.5 ms, two double-sided 55 ms): "full" hair gets one outer shell,
+# back-face culled.
+LAYERS = {"short": ((1.0, 1.0, 0.0),), "full": ((1.0, 1.0, 0.0), (2.2, 0.45, 0.02))}
 
 
 def hair_uvs(pts: np.ndarray, sd: np.ndarray, head: np.ndarray) -> np.ndarray:

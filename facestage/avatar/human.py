@@ -343,7 +343,7 @@ def build_character(spec: CharacterSpec, identity: np.ndarray | None = None,
         parts.append(_edge_part(b, "hair" if k == 0 else f"hair_{k + 1}", kept, scalp,
                                 Material("hair" if k == 0 else f"hair_{k + 1}", (*hair_rgb, 1.0), roughness=0.6,
                                          specular=0.12, texture=strand_texture(density, fade),
-                                         alpha_mode="MASK", double_sided=k > 0), thick * lift, strands=True))
+                                         alpha_mode="MASK"), thick * lift, strands=True))
     if skin_texture is None:
         parts.append(b.part("skin", kept, Material("skin", roughness=0.55, specular=0.15, subsurface=0.8),
                             colors=_skin_colors(b)))
