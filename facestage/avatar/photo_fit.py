@@ -198,9 +198,6 @@ class Fit:
     weights: dict[str, float] = field(default_factory=dict)
     rms_px: float = 0.0  # landmark residual (x, y) in photo pixels
 
-    def to_photo(self, pts: np.ndarray) -> np.ndarray:
-        return self.scale * pts @ self.rotation.T + self.translation
-
 
 def _macro(gender: float, age: float, race: str) -> np.ndarray:
     return data.base_mesh().positions + data.macro_offsets(gender, age, {race: 1.0})
