@@ -139,4 +139,4 @@ def test_built_avatars_round_trip_through_the_disk_cache(tmp_path):
         np.testing.assert_array_equal(a.skin_joints, b.skin_joints)
         np.testing.assert_allclose(a.positions, b.positions)
         if a.deltas is not None:
-            np.testing.assert_allclose(a.deltas, b.deltas, atol=2e-5)  # float16 on disk
+            np.testing.assert_allclose(a.deltas, b.deltas, atol=2e-5, rtol=1e-3)  # float16 on disk (11-bit mantissa)

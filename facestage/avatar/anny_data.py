@@ -46,6 +46,8 @@ class BaseMesh:
     positions: np.ndarray  # (N,3) float64 metres
     quads: dict[str, np.ndarray]  # group → (F,4) vertex indices
     uvs: np.ndarray  # (N,2) one UV per vertex (the first face corner that names it), v=0 at the top
+    corner_tex: dict[str, np.ndarray]  # group → (F,4) UV indices per face corner (seams: a vertex has several)
+    tex: np.ndarray  # (T,2) the UV table, v=0 at the top
 
 
 @cache
@@ -54,6 +56,7 @@ def base_mesh() -> BaseMesh:
     verts: list[list[float]] = []
     tex: list[list[float]] = []
     groups: dict[str, list[list[int]]] = {}
+    corners: dict[str, list[list[int]]] = {}
     corner_uv: dict[int, int] = {}
     group = ""
     with open(path) as fh:
@@ -66,20 +69,25 @@ def base_mesh() -> BaseMesh:
             elif tag == "g ":
                 group = line.split()[1]
             elif tag == "f ":
-                face = []
+                face, ft = [], []
                 for tok in line.split()[1:]:
                     v, _, t = tok.partition("/")
                     vi = int(v) - 1
                     face.append(vi)
-                    if t and vi not in corner_uv:
-                        corner_uv[vi] = int(t) - 1
+                    ti = int(t.partition("/")[0]) - 1 if t else -1
+                    ft.append(ti)
+                    if ti >= 0 and vi not in corner_uv:
+                        corner_uv[vi] = ti
                 groups.setdefault(group, []).append(face)
+                corners.setdefault(group, []).append(ft)
     pos = np.asarray(verts, float) * DM
     uv = np.zeros((len(pos), 2))
     t = np.asarray(tex, float)
     for vi, ti in corner_uv.items():
         uv[vi] = (t[ti, 0], 1.0 - t[ti, 1])
-    return BaseMesh(pos, {k: np.asarray(v, np.int64) for k, v in groups.items()}, uv)
+    flipped = np.asarray(tex, float).reshape(-1, 2) * (1.0, -1.0) + (0.0, 1.0)
+    return BaseMesh(pos, {k: np.asarray(v, np.int64) for k, v in groups.items()}, uv,
+                    {k: np.asarray(v, np.int64) for k, v in corners.items()}, flipped)
 
 
 def read_target(path: Path) -> tuple[np.ndarray, np.ndarray]:

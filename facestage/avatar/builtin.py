@@ -60,7 +60,7 @@ def _code_hash() -> str:
     """The generator's own source: editing it invalidates every cached build without a manual bump."""
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("human.py", "anny_data.py", "store.py", "eyes.py"):
+    for name in ("human.py", "anny_data.py", "store.py", "eyes.py", "hair.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:12]
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..tracking.arkit import ARKIT_INDEX, ARKIT_NAMES
 from . import anny_data as data
+from .hair import LAYERS, hair_uvs, strand_texture
 from .model import NUM_SHAPES, Avatar, Material, MeshPart, orient_faces, vertex_normals
 from .skeleton import Skeleton, translation
 
@@ -77,10 +78,10 @@ def _sample_mask(name: str, uv: np.ndarray) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, spec: CharacterSpec) -> None:
+    def __init__(self, spec: CharacterSpec, identity: np.ndarray | None = None) -> None:
         self.spec = spec
         self.base = data.base_mesh()
-        self.pos = _identity(spec)
+        self.pos = _identity(spec) if identity is None else np.asarray(identity, float)
         self.rig = data.game_rig(self.pos)
         self.units = data.face_units()
         self.neck = self.rig.heads[self.rig.names.index("neck_01")]
@@ -117,9 +118,15 @@ class _Builder:
         return self.base.quads[name]
 
     def part(self, name: str, quads: np.ndarray, material: Material, colors: np.ndarray | None = None,
-             offset: float = 0.0, shapes: bool = True, joints: tuple[np.ndarray, np.ndarray] | None = None
-             ) -> MeshPart:
-        """A part from base-mesh quads: own vertex set, normals, 52 Face Unit deltas and skin weights."""
+             offset: float = 0.0, shapes: bool = True, joints: tuple[np.ndarray, np.ndarray] | None = None,
+             corner_tex: np.ndarray | None = None) -> MeshPart:
+        """A part from base-mesh quads: own vertex set, normals, 52 Face Unit deltas and skin weights.
+
+        With ``corner_tex`` (the quads' per-corner UV indices) vertices on UV seams are split, so a texture
+        laid out in MakeHuman's UV map (a baked photo) does not smear across the seams.
+        """
+        if corner_tex is not None:
+            return self._split_part(name, quads, corner_tex, material, colors, offset, shapes)
         verts, inv = np.unique(quads, return_inverse=True)
         q = inv.reshape(-1, 4)
         tris = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]]).astype(np.uint32)
@@ -132,6 +139,23 @@ class _Builder:
         part = MeshPart(name, p, n, tris, material, colors=col, uvs=self.base.uvs[verts].astype(np.float32),
                         skin_joints=j, skin_weights=w)
         part.deltas = deltas
+        return part
+
+    def _split_part(self, name: str, quads: np.ndarray, corner_tex: np.ndarray, material: Material,
+                    colors: np.ndarray | None, offset: float, shapes: bool) -> MeshPart:
+        welded = self.part(name, quads, material, colors, offset, shapes)
+        verts = np.unique(quads)
+        key = quads.astype(np.int64) * len(self.base.tex) + corner_tex
+        uniq, inv = np.unique(key, return_inverse=True)
+        src = np.searchsorted(verts, uniq // len(self.base.tex))  # welded vertex of each split vertex
+        q = inv.reshape(-1, 4)
+        tris = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]]).astype(np.uint32)
+        part = MeshPart(name, welded.positions[src], welded.normals[src], tris, material,
+                        colors=welded.colors[src], uvs=self.base.tex[uniq % len(self.base.tex)].astype(np.float32),
+                        skin_joints=welded.skin_joints[src], skin_weights=welded.skin_weights[src])
+        if welded.deltas is not None:
+            d = welded.deltas.reshape(NUM_SHAPES, -1, 6)[:, src]
+            part.deltas = np.ascontiguousarray(d.reshape(NUM_SHAPES, -1))
         return part
 
     def _deltas(self, verts: np.ndarray, p: np.ndarray, tris: np.ndarray) -> np.ndarray | None:
@@ -190,6 +214,7 @@ NECK_RADIUS = 0.075  # beyond this distance from the neck axis the top covers th
 SHOULDER_DROP = 0.025  # the top's shoulder seam sits this far below the neck joint
 EDGE_RAMP = 0.02  # metres of signed distance over which the edge ramp goes from transparent to opaque
 EDGE_KEEP = 0.01  # shell quads this far outside the edge are dropped
+EDGE_LIFT_MIN, EDGE_LIFT_RAMP = 0.3, 0.015  # shell offset share at its cut line, metres to full offset
 LASH_ALPHA = 0.6
 BUST_MARGIN = 0.015  # metres of space above the hair in the bust framing
 SOFT_NORMAL_ROUNDS = 12  # garment normal blur (1-ring rounds): ~3 cm, wider than a nipple
@@ -229,8 +254,8 @@ def _scalp(b: _Builder, pts: np.ndarray) -> np.ndarray:
     return np.minimum(rel[:, 1] - line, pts[:, 1] - (b.neck[1] - 0.01))
 
 
-def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, material: Material, offset: float
-               ) -> MeshPart:
+def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, material: Material, offset: float,
+               strands: bool = False) -> MeshPart:
     """A shell over the skin cut along the zero line of ``sd`` (per base vertex) with a smooth edge.
 
     The cut is not made in the mesh (quads would give a jagged edge) but by an alpha-MASK ramp texture:
@@ -239,8 +264,15 @@ def _edge_part(b: _Builder, name: str, quads: np.ndarray, sd: np.ndarray, materi
     near = quads[(sd[quads] > -EDGE_KEEP).any(axis=1)]
     part = b.part(name, near, material, offset=offset)
     verts = np.unique(near)
-    u = np.clip(0.5 + sd[verts] / EDGE_RAMP, 0.0, 1.0)
-    part.uvs = np.ascontiguousarray(np.stack([u, np.full_like(u, 0.5)], axis=1), dtype=np.float32)
+    if strands:  # hair: the strand texture's own ragged alpha makes the edge
+        part.uvs = hair_uvs(b.pos[verts], sd[verts], b.rig.heads[b.rig.names.index("head")])
+    else:
+        u = np.clip(0.5 + sd[verts] / EDGE_RAMP, 0.0, 1.0)
+        part.uvs = np.ascontiguousarray(np.stack([u, np.full_like(u, 0.5)], axis=1), dtype=np.float32)
+    # Lay the shell's edge down onto the skin: a full-offset edge leaves a sliver of background between
+    # shell and skin where the edge crosses the silhouette (the temples, seen from below).
+    drop = offset * (1 - EDGE_LIFT_MIN) * (1 - np.clip(sd[verts] / EDGE_LIFT_RAMP, 0, 1))
+    part.positions = np.ascontiguousarray(part.positions - drop[:, None] * part.normals, dtype=np.float32)
     return part
 
 
@@ -286,12 +318,16 @@ def _eyeball(b: _Builder, joint: str, cube: str, helper: str, joint_index: int) 
     return MeshPart(joint, pos + centre, nrm, idx, mat, uvs=uv, skin_joints=j, skin_weights=w)
 
 
-def build_character(spec: CharacterSpec) -> Avatar:
-    b = _Builder(spec)
+def build_character(spec: CharacterSpec, identity: np.ndarray | None = None,
+                    skin_texture: np.ndarray | None = None) -> Avatar:
+    """A character from its spec; ``identity`` (N,3 base-mesh positions, metres) replaces the macro-detail
+    shape, ``skin_texture`` (an RGB image in MakeHuman's UV layout) replaces the painted skin colours."""
+    b = _Builder(spec, identity)
     pos = b.pos
     body = b.group("body")
     cut = b.neck[1] - CUT_BELOW_NECK
-    kept = body[(pos[body][:, :, 1] > cut).all(axis=1)]
+    keep = (pos[body][:, :, 1] > cut).all(axis=1)
+    kept = body[keep]
     brand = np.asarray(spec.brand, float)
     ramp = _ramp_texture()
     # Shells first: drawn before the skin they cover, llvmpipe's early depth test skips the hidden skin.
@@ -300,11 +336,21 @@ def build_character(spec: CharacterSpec) -> Avatar:
                                  alpha_mode="MASK"), CLOTH_OFFSET)]
     _soften_normals(parts[0])
     thick = HAIR_OFFSET * (2.2 if spec.hair_style == "full" else 1.0)
-    parts.append(_edge_part(b, "hair", kept, _scalp(b, pos),
-                            Material("hair", (*spec.hair, 1.0), roughness=0.7, specular=0.1, texture=ramp,
-                                     alpha_mode="MASK"), thick))
-    parts.append(b.part("skin", kept, Material("skin", roughness=0.55, specular=0.15, subsurface=0.8),
-                        colors=_skin_colors(b)))
+    scalp = _scalp(b, pos)
+    for k, (lift, density, fade) in enumerate(LAYERS[spec.hair_style]):
+        # Strand shading goes up to 1: brighten the base so the mean matches the spec's hair colour.
+        hair_rgb = tuple(min(1.0, c / 0.86) for c in spec.hair)
+        parts.append(_edge_part(b, "hair" if k == 0 else f"hair_{k + 1}", kept, scalp,
+                                Material("hair" if k == 0 else f"hair_{k + 1}", (*hair_rgb, 1.0), roughness=0.6,
+                                         specular=0.12, texture=strand_texture(density, fade),
+                                         alpha_mode="MASK"), thick * lift, strands=True))
+    if skin_texture is None:
+        parts.append(b.part("skin", kept, Material("skin", roughness=0.55, specular=0.15, subsurface=0.8),
+                            colors=_skin_colors(b)))
+    else:
+        parts.append(b.part("skin", kept, Material("skin", roughness=0.6, specular=0.12, subsurface=0.6,
+                                                   texture=skin_texture),
+                            corner_tex=b.base.corner_tex["body"][keep]))
     lash_quads = np.concatenate([q for k, q in b.base.quads.items() if "eyelashes" in k])
     # Lash cards are drawn semi-transparent: opaque they read as heavy eyeliner.
     parts.append(b.part("lashes", lash_quads, Material("lashes", (*[0.4 * c for c in spec.brows], LASH_ALPHA),
@@ -349,5 +395,6 @@ def build_character(spec: CharacterSpec) -> Avatar:
                   frame_height={"head": 0.28, "bust": top - bottom + BUST_MARGIN},
                   meta={"description": spec.description, "brand_color": spec.brand, "generator": "body-model",
                         "eye_bones": True, "mouth": [float(v) for v in mouth], "licence": "CC0-1.0",
+                        "identity_shift": [float(v) for v in shift],
                         "source": data.licence_note()},
                   skeleton=skel)

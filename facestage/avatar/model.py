@@ -204,26 +204,3 @@ def orient_faces(positions: np.ndarray, indices: np.ndarray, normals: np.ndarray
     out = indices.copy()
     out[flip] = out[flip][:, ::-1]
     return out
-
-
-def attach_normal_deltas(part: MeshPart, position_deltas: np.ndarray) -> None:
-    """Store (52,V,3) position deltas plus the matching normal deltas in ``part.deltas``.
-
-    Normal deltas are the change of mesh normals under each full-weight shape; the shader
-    renormalises, so the linear blend of them shades deformed regions correctly enough.
-    """
-    n = part.vertex_count
-    if not np.any(position_deltas):
-        part.deltas = None  # a rigid part: nothing to mix per frame
-        return
-    out = np.zeros((NUM_SHAPES, n, 6), np.float32)
-    base_n = vertex_normals(part.positions, part.indices)
-    for i in range(NUM_SHAPES):
-        d = position_deltas[i]
-        if not np.any(d):
-            continue
-        out[i, :, :3] = d
-        moved = np.abs(d).max(axis=1) > 0
-        nn = vertex_normals(part.positions + d, part.indices)
-        out[i, moved, 3:] = nn[moved] - base_n[moved]
-    part.deltas = out.reshape(NUM_SHAPES, n * 6)

@@ -182,13 +182,14 @@ def _export(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from ..avatar.gltf_io import export_glb
-    from ..avatar.photo import photo_avatar
-    from ..mediaio import read_image
+    from ..avatar.photo import photo_avatar, read_photo
 
-    img = read_image(args.photo)
-    avatar = photo_avatar(img, name=Path(args.photo).stem)
+    img = read_photo(args.photo)
+    avatar = photo_avatar(img, name=Path(args.photo).stem)  # every error is raised before anything is written
     out = export_glb(avatar, args.output)
-    print(f"wrote {out} ({avatar.vertex_count} vertices, 52 morph targets)")
+    fit = avatar.meta["photo_fit"]
+    print(f"wrote {out} ({avatar.vertex_count} vertices, {avatar.skinning()[0].joint_count} joints, 52 morph "
+          f"targets; landmark fit {fit['rms_px']} px rms, {fit['seconds']} s)")
     return 0
 
 

@@ -71,15 +71,26 @@ class _PyrPart:
 
 
 def _visible_triangles(part: MeshPart) -> np.ndarray:
-    """Triangles to draw. pyrender has no alpha-MASK cut-out, so for a MASK part cut by a lookup strip
-    (clothing and hair edges) the triangles that are transparent at every corner are dropped instead."""
+    """Triangles to draw. pyrender has no alpha-MASK cut-out, so for a MASK part the triangles that are
+    transparent at their corners are dropped instead: cut by a lookup strip (clothing edges), those clear
+    at every corner; with an image (hair strands, blurred by a 4-texel box so a strand's sides count), those
+    whose corners are mostly clear."""
     m = part.material
-    if m.alpha_mode != "MASK" or m.texture is None or m.texture.shape[0] >= 8 or m.texture.shape[2] < 4:
+    if m.alpha_mode != "MASK" or m.texture is None or m.texture.ndim != 3 or m.texture.shape[2] < 4:
         return part.indices
-    strip = m.texture[0, :, 3].astype(float) / 255.0
-    u = np.clip(part.uvs[:, 0], 0, 1) * (len(strip) - 1)
-    alpha = np.interp(u, np.arange(len(strip)), strip)
-    return part.indices[(alpha[part.indices] >= m.alpha_cutoff).any(axis=1)]
+    if m.texture.shape[0] < 8:
+        strip = m.texture[0, :, 3].astype(float) / 255.0
+        u = np.clip(part.uvs[:, 0], 0, 1) * (len(strip) - 1)
+        alpha = np.interp(u, np.arange(len(strip)), strip)
+        return part.indices[(alpha[part.indices] >= m.alpha_cutoff).any(axis=1)]
+    import cv2
+
+    a = cv2.blur(m.texture[:, :, 3].astype(np.float32) / 255.0, (4, 4))
+    h, w = a.shape
+    x = np.clip((part.uvs[:, 0] * (w - 1)).round().astype(int), 0, w - 1)
+    y = np.clip((part.uvs[:, 1] * (h - 1)).round().astype(int), 0, h - 1)
+    alpha = a[y, x]
+    return part.indices[alpha[part.indices].mean(axis=1) >= m.alpha_cutoff]
 
 
 class PyrenderRenderer:

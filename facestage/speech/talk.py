@@ -1,12 +1,13 @@
 """`facestage talk`: an avatar speaking a reply, rendered offline to an MP4 with the audio muxed in.
 
 Timing: video frame i covers [i/fps, (i+1)/fps) and shows the mouth sampled at its middle; the audio
-stream starts at pts 0 in the same container, so lips and sound share one clock.
+stream starts at pts 0 in the same container, so lips and sound share one clock. Each frame's avatar state
+comes from ``Rig.frame`` (idle life: blinks, gaze, breathing; the speech timeline's mouth on top), the one
+place where the CLI, the server sessions and the benches blend drivers too.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,9 +19,6 @@ from ..errors import InputError
 from .types import Utterance
 from .visemes import viseme_frames
 
-BLINK_EVERY_S = 3.7  # a relaxed speaker blinks every 3-4 s
-BLINK_S = 0.15
-
 
 @dataclass
 class TalkResult:
@@ -31,17 +29,16 @@ class TalkResult:
     mouth: list[dict[str, float]]  # the ARKit mouth weights used for each frame
 
 
-def blink_weight(t: float) -> float:
-    """Eyelid closure at time t: a short raised-cosine blink every BLINK_EVERY_S seconds."""
-    phase = (t - 1.2) % BLINK_EVERY_S
-    return 0.5 - 0.5 * math.cos(2 * math.pi * phase / BLINK_S) if phase < BLINK_S else 0.0
-
-
 def render_talk(utterance: Utterance, out_path: str | Path, avatar: Any, renderer: Any, fps: float = 25.0,
                 size: int = 512, background: tuple[int, int, int] = (255, 255, 255),
-                blink: bool = True) -> TalkResult:
-    """Render every frame of the utterance with ``renderer`` (a facestage.rendering.RenderThread)."""
+                blink: bool = True, seed: int = 0) -> TalkResult:
+    """Render every frame of the utterance with ``renderer`` (a facestage.rendering.RenderThread).
+
+    ``blink=False`` keeps the eyes open (the rig's idle blinks are taken out), ``seed`` picks the idle motion.
+    """
     import av
+
+    from ..avatar.rig import Rig
 
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
@@ -50,6 +47,7 @@ def render_talk(utterance: Utterance, out_path: str | Path, avatar: Any, rendere
         raise InputError("nothing to render: the reply has no audio")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     mouth = viseme_frames(utterance.visemes, fps, utterance.duration_s)
+    rig = Rig(avatar, seed=seed)
     container = av.open(str(out_path), mode="w")
     try:
         vstream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
@@ -59,11 +57,10 @@ def render_talk(utterance: Utterance, out_path: str | Path, avatar: Any, rendere
         astream = container.add_stream("aac", rate=utterance.sample_rate)
         astream.layout = "mono"
         for i, weights in enumerate(mouth):
-            shapes = dict(weights)
-            if blink:
-                b = blink_weight((i + 0.5) / fps)
-                shapes["eyeBlinkLeft"] = shapes["eyeBlinkRight"] = b
-            rgba = renderer.render(avatar, shapes, size=size, background=background)
+            state = rig.frame((i + 0.5) / fps, mouth=weights)
+            if not blink:
+                state.blendshapes["eyeBlinkLeft"] = state.blendshapes["eyeBlinkRight"] = 0.0
+            rgba = renderer.render(avatar, state, size=size, background=background)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgba[:, :, :3]), format="rgb24")
             frame.pts = i
             for packet in vstream.encode(frame):

@@ -83,8 +83,8 @@ AVATAR_SHOTS = [(None, 0, "front"), (None, 30, "30 deg"), (None, -45, "-45 deg")
 
 
 def avatar_sheet() -> np.ndarray:
-    """Every built-in at three angles and three expressions (bust, anti-aliased), and the astronaut photo
-    avatar at 0/30/45 degrees: one row per avatar, RGB→BGR for the JPEG writer."""
+    """Every built-in at three angles and three expressions (bust, anti-aliased), and the two photo
+    avatars (astronaut, grace_hopper) at 0/30/45 degrees: one row per avatar, RGB→BGR for the JPEG writer."""
     from ..avatar import load_avatar
     from ..avatar.builtin import BUILTIN_SPECS
     from ..avatar.rig import Rig
@@ -92,7 +92,7 @@ def avatar_sheet() -> np.ndarray:
 
     rows = []
     with RenderThread(size=AVATAR_TILE, msaa=4) as rt:
-        for name in [*BUILTIN_SPECS, "photo:astronaut"]:
+        for name in [*BUILTIN_SPECS, "photo:astronaut", "photo:grace_hopper"]:
             av = load_avatar(name)
             rig = Rig(av)
             shots = AVATAR_SHOTS if not name.startswith("photo:") else [(None, 0, "front"), (None, 30, "30 deg"),
