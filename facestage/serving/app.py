@@ -33,6 +33,7 @@ from .connection import (
     CloseSession,
     ConnectionCore,
     FrameToSession,
+    LoadCheckpoint,
     Send,
     StartSession,
     ToSession,
@@ -45,6 +46,7 @@ from .httpconn import HTTPAwareConnection, _remote
 from .protocol import MAX_WIRE_BYTES, dumps
 from .render_session import RenderSession
 from .security import OperatorKey, SecurityConfig, resolve_operator_key
+from .shared import CheckpointStore, MemoryCheckpoints
 from .watch_session import WatchSession
 
 log = logging.getLogger("facestage.server")
@@ -76,6 +78,8 @@ class App:
         self.origins = OriginPolicy(port, allow_origins)
         self.sessions: set[Session] = set()
         self.connections = 0
+        # where live sessions leave their checkpoints (Redis in a cluster: any replica can resume them)
+        self.checkpoints: CheckpointStore = MemoryCheckpoints()
         self.demo_brand: str | None = None
         self.demo_key: str | None = None
         if demo:
@@ -173,15 +177,20 @@ class App:
 
 
 class _Client:
-    """One WebSocket connection: the thin adapter that runs what ``ConnectionCore`` decides."""
+    """One WebSocket connection: the thin adapter that runs what ``ConnectionCore`` decides.
 
-    def __init__(self, app: App, ws: ServerConnection) -> None:
+    ``ws`` is a websockets connection, or anything with its ``send``/``recv``/``close`` and ``transport``
+    (the cluster's FastAPI front-end passes an adapter, with the remote address and headers)."""
+
+    def __init__(self, app: App, ws: Any, remote: str | None = None, headers: Any = None) -> None:
         self.app = app
         self.ws = ws
         self.out = Outbox(ws.send, lambda: ws.transport.get_write_buffer_size() if ws.transport else 0)
         self.session: Session | None = None
-        remote = _remote(ws)
-        local = is_local_request(remote, ws.request.headers) if ws.request is not None else False
+        remote = _remote(ws) if remote is None else remote
+        if headers is None and ws.request is not None:
+            headers = ws.request.headers
+        local = is_local_request(remote, headers) if headers is not None else False
         sec = app.security
 
         def identify(key: str | None, brand: str | None) -> Access:
@@ -230,6 +239,10 @@ class _Client:
                     await self.close(release=False)
                 elif isinstance(a, StartSession):
                     await self.start(a)
+                elif isinstance(a, LoadCheckpoint):
+                    stored = await self.app.checkpoints.get(a.session_id)
+                    if await self.act(self.core.resume_loaded(a.msg, stored)):
+                        return True
                 elif isinstance(a, Close):
                     await self.ws.close(a.code, a.reason)
                     return True
@@ -254,15 +267,23 @@ class _Client:
         self.session = session
         self.app.sessions.add(session)
         await self.act(self.core.started(a.kind, a.state.session_id, extra))
+        session.keep_checkpoints(self.app.checkpoints)
         await session.after_start()
 
     async def close(self, release: bool = True) -> None:
         if self.session is not None:
             session, self.session = self.session, None
             self.app.sessions.discard(session)
+            try:  # the last state, for a client that reconnects (a dropped network looks like a close)
+                await session.save_checkpoint(self.app.checkpoints)
+            except Exception as exc:  # noqa: BLE001 - closing goes on without it
+                log.warning("final checkpoint of %s not written: %s", session.state.session_id, exc)
             await session.close()
         if release:
             self.core.session_closed()
+
+
+ClientConnection = _Client  # the name the cluster front-end uses
 
 
 class ServerThread:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -25,10 +26,16 @@ from .state import LatestSlot, SessionState
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .shared import CheckpointStore
 
 log = logging.getLogger("facestage.server")
 SEND_BUFFER_LIMIT = 256 * 1024  # bytes queued in the socket before media frames are dropped
 STATS_EVERY_S = 1.0
+# The tracker's state is copied into the session state every few frames (on the worker thread that owns
+# the tracker, so no lock is held across the event loop), and the state is written to the checkpoint store
+# at most this often: a replica killed mid-stream costs its clients at most ~0.2 s of filter history.
+TRACKER_CHECKPOINT_EVERY = 3
+CHECKPOINT_EVERY_S = 0.2
 
 
 class Outbox:
@@ -89,7 +96,10 @@ class Session:
         self._frames_at_stats = 0
         self._tracker = None
         self._tracker_lock = threading.Lock()
+        self._tracked = 0
         self._closing = False
+        self._saver: asyncio.Task | None = None
+        self._saved: str | None = None
 
     # The tracker comes from the engine's pool and goes back on close. A frame may still be running on a
     # worker thread when the session closes, so both sides take the lock: a tracker is never returned
@@ -100,7 +110,15 @@ class Session:
                 raise ProtocolError("closed", "the session is closing")
             if self._tracker is None:
                 self._tracker = self.engine.acquire_tracker(max_faces)
-            return self._tracker.track(img, t)
+                if self.state.tracker is not None:
+                    saved, self.state.tracker = self.state.tracker, None
+                    self._tracker.restore(saved)  # InputError for a forged state: reported, session goes on
+                    self.state.tracker = saved
+            faces = self._tracker.track(img, t)
+            self._tracked += 1
+            if self._tracked % TRACKER_CHECKPOINT_EVERY == 0:
+                self.state.tracker = self._tracker.checkpoint()  # a new dict each time: safe to read elsewhere
+            return faces
 
     def _release_tracker(self) -> None:
         with self._tracker_lock:
@@ -180,7 +198,32 @@ class Session:
         self.state.dropped_out = self.out.dropped
         return self.state.to_dict()
 
+    # ------------------------------------------------------------------------------- shared checkpoints
+    def keep_checkpoints(self, store: CheckpointStore) -> None:
+        """Write this session's checkpoint to ``store`` whenever it changed (at most every
+        CHECKPOINT_EVERY_S), so a client whose process died resumes with ``"resume": {"session_id": ID}``."""
+        self._saver = asyncio.create_task(self._save_loop(store), name=f"{self.kind}-checkpoints")
+
+    async def save_checkpoint(self, store: CheckpointStore) -> None:
+        state = self.checkpoint()
+        text = json.dumps(state, sort_keys=True, separators=(",", ":"))
+        if text != self._saved:
+            await store.put(self.state.session_id, self.scope, state)
+            self._saved = text
+
+    async def _save_loop(self, store: CheckpointStore) -> None:
+        while True:
+            try:
+                await self.save_checkpoint(store)
+            except Exception as exc:  # noqa: BLE001 - the store being down must not end a live session
+                log.warning("%s session %s: checkpoint not written: %s", self.kind, self.state.session_id, exc)
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+
     async def close(self) -> None:
+        if self._saver is not None:
+            self._saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._saver
         self.slot.close()
         if self._worker is not None:
             self._worker.cancel()

@@ -26,6 +26,8 @@ class SessionState:
     calibration: dict[str, Any] | None = None  # rig neutral: {"blendshapes": {...}, "pose": [y, p, r]}
     brand: str | None = None
     dialogue: dict[str, Any] | None = None  # Employee session memory (turns, last topic)
+    tracker: dict[str, Any] | None = None  # face ids, One-Euro filters, per-face neutrals (tracker.checkpoint())
+    clock_s: float = 0.0  # the session's animation clock (the avatar rig's idle motion continues from here)
     session_id: str = ""
     frames_in: int = 0
     frames_out: int = 0

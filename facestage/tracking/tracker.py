@@ -218,6 +218,10 @@ class FaceTracker:
             "neutrals": {str(fid): n.tolist() for fid, n in self._neutrals.items()},
         }
 
+    def checkpoint(self) -> dict:
+        """The session-checkpoint name of :meth:`state` (serving calls this)."""
+        return self.state()
+
     def restore(self, state: dict) -> None:
         """Continue from :meth:`state` of another tracker (same smoothing configuration)."""
         try:
