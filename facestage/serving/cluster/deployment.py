@@ -1,0 +1,105 @@
+"""The Ray Serve deployment: each replica is one facestage ``App`` (its own Engine: worker threads, the GL
+thread, trackers, models — all lazy) whose brands, checkpoints, watch channels and client counters live in
+Redis, behind a FastAPI ingress that serves the same URLs as ``facestage serve``."""
+
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from ray import serve
+
+from . import front
+
+log = logging.getLogger("facestage.cluster")
+api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)  # the protocol is documented in docs/
+
+
+@dataclass
+class ReplicaConfig:
+    """What every replica is built from (plain data: it travels to the replicas through Ray)."""
+
+    redis_url: str
+    db_path: str  # beside it: secrets.key, operator.key, the demo key, uploads (shared disk in a real cluster)
+    port: int
+    host: str = "127.0.0.1"
+    capacity: int = 64  # sessions one replica carries (= max_ongoing_requests)
+    allow_origins: tuple[str, ...] = ()
+    demo: bool = True
+    trust_local: bool | None = None
+    open_media: bool | None = None
+    outbound: tuple[str, ...] = ("public",)
+    workers: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_app(cfg: ReplicaConfig) -> tuple[Any, Any]:
+    """A facestage App on shared state: (app, registry). Also used by tests without Ray."""
+    import redis
+
+    from ...dialogue.outbound import OutboundPolicy
+    from ...dialogue.store import ProfileStore
+    from ..app import App
+    from ..security import SecurityConfig
+    from ..shared.redis_profiles import RedisRows
+    from ..shared.redis_state import RedisChannels, RedisCheckpoints, RedisClientCounter
+    from .registry import ReplicaRegistry
+
+    security = SecurityConfig(trust_local=cfg.trust_local, open_media=cfg.open_media,
+                              outbound=OutboundPolicy(cfg.outbound))
+    app = App(cfg.db_path, port=cfg.port, demo=False, allow_origins=cfg.allow_origins, workers=cfg.workers,
+              max_connections=cfg.capacity, host=cfg.host, security=security)
+    client = redis.Redis.from_url(cfg.redis_url)
+    engine = app.engine
+    engine.store.close()  # the SQLite file stays the single-process server's; brands come from Redis
+    engine.store = ProfileStore(cfg.db_path, rows=RedisRows(client))
+    engine.channels = RedisChannels(cfg.redis_url)
+    app.checkpoints = RedisCheckpoints(cfg.redis_url)
+    counter = RedisClientCounter(client, security.limits.sessions_per_client)
+    app.clients = counter
+    if cfg.demo:
+        with client.lock("fs:lock:demo", timeout=30, blocking_timeout=60):  # one replica installs it
+            app._setup_demo()
+    registry = ReplicaRegistry(client, cfg.capacity, lambda: len(app.sessions), counter.forget_replicas)
+    counter.replica = registry.id
+    return app, registry.start()
+
+
+def health(app: Any, registry: Any) -> dict[str, Any]:
+    replicas = registry.replicas()
+    return {"ok": True, "version": 1, "mode": "cluster", "replica": os.getpid(),
+            "sessions": sum(r["sessions"] for r in replicas),
+            "replicas": [{k: r[k] for k in ("pid", "sessions", "load", "capacity", "id")} for r in replicas]}
+
+
+@serve.deployment(name="facestage")
+@serve.ingress(api)
+class FacestageReplica:
+    def __init__(self, cfg: ReplicaConfig) -> None:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        self.fs, self.registry = build_app(cfg)
+        self._lock = threading.Lock()
+
+    @api.websocket("/v1/ws")
+    async def websocket(self, ws: WebSocket) -> None:
+        await front.websocket_session(self.fs, ws)
+
+    @api.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE"])
+    async def http(self, request: Request, path: str):
+        is_health = request.url.path.rstrip("/") == "/healthz"
+        info = health(self.fs, self.registry) if is_health else None
+        return await front.http_request(self.fs, request, info)
+
+    def check_health(self) -> None:
+        if self.fs.engine._closed:
+            raise RuntimeError("engine closed")
+
+    def __del__(self) -> None:
+        try:
+            self.registry.stop()
+            self.fs.close()
+        except Exception:  # noqa: BLE001 - the replica is going away
+            pass
