@@ -285,7 +285,7 @@ class ConnectionCore:
             raise ProtocolError("bad_state", "resume: dialogue is an object")
         if state.tracker is not None and not isinstance(state.tracker, dict):  # contents: tracker.restore
             raise ProtocolError("bad_state", "resume: tracker is an object")
-        if not isinstance(state.clock_s, int | float) or isinstance(state.clock_s, bool) or not 0 <= state.clock_s:
+        if not isinstance(state.clock_s, int | float) or isinstance(state.clock_s, bool) or state.clock_s < 0:
             raise ProtocolError("bad_state", "resume: clock_s is seconds >= 0")
         options = dict(msg.get("options") or {})
         if kind == "effects" and state.effects and "effects" not in options and "preset" not in options:

@@ -4,6 +4,7 @@ single-process server, by driving the same pieces — ``app.ClientConnection`` (
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -59,10 +60,8 @@ class StarletteSocket:
         return bytes(msg.get("bytes") or b"")
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        try:
+        with contextlib.suppress(RuntimeError, OSError):
             await self.ws.close(code, reason)
-        except (RuntimeError, OSError):
-            pass
 
 
 def _headers(items: Any) -> Headers:

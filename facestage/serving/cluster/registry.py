@@ -3,6 +3,7 @@ replica answers ``GET /healthz`` for all of them and a killed replica drops out 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -60,7 +61,5 @@ class ReplicaRegistry:
 
     def stop(self) -> None:
         self._stop.set()
-        try:
+        with contextlib.suppress(Exception):  # going away anyway; the key expires by itself
             self.r.delete(PREFIX + self.id)
-        except Exception:  # noqa: BLE001 - going away anyway; the key expires by itself
-            pass
