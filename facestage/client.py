@@ -31,7 +31,10 @@ from .serving.protocol import Frame, Kind, pack_frame, unpack_frame
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/ws"
 RECONNECT_FOR_S = 30.0  # keep trying this long after a drop (a replica restarting takes seconds)
-FIRST_RETRY_S = 0.02  # the first retry is almost immediate: another replica is usually up already
+# Retries stay quick for the first seconds (Serve's proxy may route one or two attempts to the dead replica
+# before it learns it is gone; another replica is usually up already), then back off.
+RETRY_S = 0.03
+FAST_RETRIES_FOR_S = 2.0
 CREDENTIALS = ("key", "brand")  # the start options a resume re-sends; the rest comes from the checkpoint
 
 
@@ -128,7 +131,7 @@ class Client:
         """Reopen the connection and resume the session from the server's last checkpoint of it."""
         t0 = time.perf_counter()
         sid = (self.session or {}).get("session_id")
-        delay = FIRST_RETRY_S
+        delay = RETRY_S
         while True:
             try:
                 ws = await websockets.connect(self._url_for(sid), max_size=16 * 2**20, **self._connect_kwargs)
@@ -137,7 +140,8 @@ class Client:
                 if time.perf_counter() - t0 > RECONNECT_FOR_S:
                     raise
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                if time.perf_counter() - t0 > FAST_RETRIES_FOR_S:
+                    delay = min(delay * 2, 1.0)
         old, self.ws = self.ws, ws
         with contextlib.suppress(Exception):
             await old.close()

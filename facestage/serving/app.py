@@ -80,6 +80,7 @@ class App:
         self.connections = 0
         # where live sessions leave their checkpoints (Redis in a cluster: any replica can resume them)
         self.checkpoints: CheckpointStore = MemoryCheckpoints()
+        self.hello_info: dict[str, Any] = {}  # extra hello fields: a cluster replica adds {"replica": pid}
         self.demo_brand: str | None = None
         self.demo_key: str | None = None
         if demo:
@@ -196,7 +197,8 @@ class _Client:
         def identify(key: str | None, brand: str | None) -> Access:
             return identify_access(app, key, brand, local)
 
-        self.core = ConnectionCore(identify, app.clients, sec.limits, bool(sec.open_media), remote)
+        self.core = ConnectionCore(identify, app.clients, sec.limits, bool(sec.open_media), remote,
+                                   info=app.hello_info)
 
     async def run(self) -> None:
         await self.act(self.core.hello(time.time() * 1000))

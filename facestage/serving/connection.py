@@ -164,6 +164,7 @@ class ConnectionCore:
     kind: str | None = None  # the running session, once started
     client: str | None = None  # who the running session counts against
     pending: bool = False  # a start is in flight
+    info: dict[str, Any] = field(default_factory=dict)  # extra hello fields (a cluster replica names itself)
 
     def __post_init__(self) -> None:
         self.frames = TokenBucket(self.limits.fps, self.clock)
@@ -174,7 +175,8 @@ class ConnectionCore:
 
     # ------------------------------------------------------------------------------------ events in
     def hello(self, server_time: float) -> list[Action]:
-        return [Send({"type": "hello", "protocol": 1, "sessions": list(SESSIONS), "server_time": server_time})]
+        return [Send({"type": "hello", "protocol": 1, "sessions": list(SESSIONS), "server_time": server_time,
+                      **self.info})]
 
     def receive(self, data: str | bytes, server_time: float = 0.0) -> list[Action]:
         self.last_input = self.clock()

@@ -63,6 +63,7 @@ def build_app(cfg: ReplicaConfig) -> tuple[Any, Any]:
     if cfg.demo:
         with client.lock("fs:lock:demo", timeout=30, blocking_timeout=60):  # one replica installs it
             app._setup_demo()
+    app.hello_info = {"replica": os.getpid()}
     registry = ReplicaRegistry(client, cfg.capacity, lambda: len(app.sessions), counter.forget_replicas)
     counter.replica = registry.id
     return app, registry.start()

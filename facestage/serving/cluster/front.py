@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -94,6 +95,7 @@ async def websocket_session(app: App, ws: WebSocket) -> None:
 
 def to_response(resp: Any) -> Response:
     headers = {k: v for k, v in resp.headers.raw_items() if k.lower() not in HOP_HEADERS}
+    headers["X-Facestage-Replica"] = str(os.getpid())  # which replica answered (operators, tests)
     return Response(resp.body, status_code=resp.status_code, headers=headers)
 
 

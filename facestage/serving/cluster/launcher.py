@@ -147,10 +147,16 @@ class Cluster:
 def serve_cluster(cluster: Cluster) -> None:
     """Start, print the banner, serve until SIGINT/SIGTERM, stop everything that was started."""
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         cluster.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # again: ray.init installs its own (a stack dump)
+            signal.signal(sig, on_signal)
         d = cluster.describe()
         mode = (f"autoscaling {cluster.options.min_replicas}..{cluster.options.max_replicas}"
                 if cluster.options.autoscaling else f"{cluster.options.replicas} replicas")
