@@ -186,3 +186,18 @@ def test_kill_a_replica_mid_stream_every_client_resumes(cluster, face):
     asyncio.run(main())
     reps = cluster.wait_replicas(2, timeout=60)  # Serve replaced the killed replica
     assert len({r["pid"] for r in reps}) == 2
+
+
+def test_a_session_id_in_the_url_sticks_to_one_replica(cluster):
+    async def replica_for(session: str) -> int:
+        async with Client.connect(f"{cluster.ws_url}?session={session}") as c:
+            return c.hello["replica"]
+
+    async def main() -> None:
+        for sid in ("a1b2c3d4e5f6", "0f0f0f0f0f0f"):
+            first = await replica_for(sid)
+            assert [await replica_for(sid) for _ in range(4)] == [first] * 4
+        seen = {await replica_for(f"{i:012x}") for i in range(12)}
+        assert len(seen) == 2  # different sessions hash over both replicas
+
+    asyncio.run(main())

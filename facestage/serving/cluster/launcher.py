@@ -56,6 +56,8 @@ class ClusterOptions:
             # a killed replica is found and replaced in seconds, not the default 10 s + 30 s
             "health_check_period_s": 1.0, "health_check_timeout_s": 10.0,
             "graceful_shutdown_timeout_s": 5.0, "graceful_shutdown_wait_loop_s": 0.5,
+            "request_router_config": {"request_router_class":
+                                      "facestage.serving.cluster.routing.SessionAffinityRouter"},
         }
         if self.autoscaling:
             opts["autoscaling_config"] = {
