@@ -45,7 +45,7 @@ from .engine import Engine
 from .httpconn import HTTPAwareConnection, _remote
 from .protocol import MAX_WIRE_BYTES, dumps
 from .render_session import RenderSession
-from .security import OperatorKey, SecurityConfig, resolve_operator_key
+from .security import OperatorKey, SecurityConfig, SessionCounter, resolve_operator_key
 from .shared import CheckpointStore, MemoryCheckpoints
 from .watch_session import WatchSession
 
@@ -74,7 +74,7 @@ class App:
         # (an operator-supplied key) or new_operator_key (a generated one, until it has been printed once).
         del key
         self.max_connections = max_connections
-        self.clients = ClientCounter(self.security.limits.sessions_per_client)
+        self.clients: SessionCounter = ClientCounter(self.security.limits.sessions_per_client)
         self.origins = OriginPolicy(port, allow_origins)
         self.sessions: set[Session] = set()
         self.connections = 0

@@ -20,7 +20,7 @@ from ..errors import ConfigError, FacestageError
 from .auth import Access, Unauthorized
 from .options import validate_options
 from .protocol import SESSIONS, Frame, ProtocolError, parse_message, unpack_frame
-from .security import Limits
+from .security import Limits, SessionCounter
 from .state import SessionState
 
 log = logging.getLogger("facestage.server")
@@ -156,7 +156,7 @@ class ConnectionCore:
     """One WebSocket connection. ``identify(key, brand)`` → Access (raises Unauthorized for a wrong key)."""
 
     identify: Callable[[str | None, str | None], Access]
-    counter: ClientCounter
+    counter: SessionCounter
     limits: Limits = field(default_factory=Limits)
     open_media: bool = False
     remote: str = ""
