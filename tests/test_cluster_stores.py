@@ -187,3 +187,21 @@ def test_client_counters_limit_across_replicas(backend, request):
         assert not b.acquire("brand:x")
         b.forget_replicas(alive={"replica-b"})
         assert b.acquire("brand:x")
+
+
+def test_cluster_options_become_a_valid_serve_deployment_config():
+    from ray.serve.config import AutoscalingConfig, RequestRouterConfig
+
+    from facestage.serving.cluster.launcher import ClusterOptions
+
+    fixed = ClusterOptions(replicas=3, sessions_per_replica=40, gpu_per_replica=0.25).deployment_options()
+    assert fixed["num_replicas"] == 3 and fixed["max_ongoing_requests"] == 40
+    assert fixed["ray_actor_options"]["num_gpus"] == 0.25 and "autoscaling_config" not in fixed
+    RequestRouterConfig(**fixed["request_router_config"])
+    auto = ClusterOptions(replicas=2, min_replicas=1, max_replicas=6, sessions_per_replica=40).deployment_options()
+    assert "num_replicas" not in auto
+    cfg = AutoscalingConfig(**auto["autoscaling_config"])
+    assert (cfg.min_replicas, cfg.initial_replicas, cfg.max_replicas) == (1, 2, 6)
+    assert cfg.target_ongoing_requests == 30  # three quarters of a replica's sessions
+    with pytest.raises(ConfigError, match="min <= replicas <= max"):
+        ClusterOptions(replicas=5, max_replicas=3).check()

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> dict:
         for d in ("single", "cluster"):
             (Path(tmp) / d).mkdir()
         with ServerProcess(Path(tmp) / "single" / "p.sqlite3") as srv, \
-                ClusterProcess(Path(tmp) / "cluster" / "p.sqlite3", replicas=2) as cl:
+                ClusterProcess(Path(tmp) / "cluster" / "p.sqlite3", replicas=2, warm=True) as cl:
             cl.wait_replicas(2)
             rt = asyncio.run(_paired(srv.ws_url, cl.ws_url, frames, OVERHEAD_FRAMES))
             levels = _capacity({"single_process": (srv.ws_url, srv.pid), "replicas_2": (cl.ws_url, None)},

@@ -85,6 +85,7 @@ def _run_cluster(args: argparse.Namespace, allow: tuple[str, ...]) -> int:
     cluster = Cluster(options, args.host, args.port, args.db, tuple(args.allow_origin),
                       trust_local=False if args.no_local_trust else None,
                       open_media=True if args.open_media else None, outbound=allow,
-                      operator_key_file=Path(args.operator_key_file) if args.operator_key_file else None)
+                      operator_key_file=Path(args.operator_key_file) if args.operator_key_file else None,
+                      warm=not args.no_warmup)
     serve_cluster(cluster)
     return 0

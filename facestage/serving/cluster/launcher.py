@@ -78,13 +78,13 @@ class Cluster:
     def __init__(self, options: ClusterOptions, host: str, port: int, db_path: str | Path | None,
                  allow_origins: tuple[str, ...] = (), trust_local: bool | None = None,
                  open_media: bool | None = None, outbound: tuple[str, ...] = ("public",),
-                 operator_key_file: Path | None = None) -> None:
+                 operator_key_file: Path | None = None, warm: bool = True) -> None:
         options.check()
         self.options, self.host = options, host
         self.port = port or free_port(host if host not in ("0.0.0.0", "") else "127.0.0.1")
         self.db_path = str(db_path) if db_path is not None else None
         self.allow_origins, self.trust_local, self.open_media = allow_origins, trust_local, open_media
-        self.outbound, self.operator_key_file = outbound, operator_key_file
+        self.outbound, self.operator_key_file, self.warm = outbound, operator_key_file, warm
         self.redis: LocalRedis | None = None
         self.redis_url = options.redis_url or ""
         self.new_operator_key: str | None = None
@@ -120,10 +120,14 @@ class Cluster:
                 ray.init(num_cpus=max(os.cpu_count() or 1, int(peak * o.cpu_per_replica + 0.999)),
                          object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, log_to_driver=False,
                          configure_logging=True, logging_level=logging.WARNING)
+        if o.gpu_per_replica > 0 and not ray.cluster_resources().get("GPU", 0):
+            raise ConfigError(f"--gpu-per-replica {o.gpu_per_replica:g}: the Ray cluster has no GPU (replicas would "
+                              "wait for one forever); leave it at 0 to render on the CPU")
         serve.start(http_options={"host": self.host, "port": self.port})
         cfg = ReplicaConfig(redis_url=self.redis_url, db_path=db, port=self.port, host=self.host,
                             capacity=o.sessions_per_replica, allow_origins=self.allow_origins,
-                            trust_local=self.trust_local, open_media=self.open_media, outbound=self.outbound)
+                            trust_local=self.trust_local, open_media=self.open_media, outbound=self.outbound,
+                            warm=self.warm)
         app = FacestageReplica.options(**o.deployment_options()).bind(cfg)
         serve.run(app, name=APP_NAME, route_prefix="/")
         return self

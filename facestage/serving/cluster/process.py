@@ -18,10 +18,12 @@ START_TIMEOUT_S = 120.0  # Ray on two busy cores: ~10 s typical, much more under
 
 class ClusterProcess:
     def __init__(self, db: str | Path, replicas: int = 2, extra: tuple[str, ...] = (),
-                 timeout: float = START_TIMEOUT_S) -> None:
+                 timeout: float = START_TIMEOUT_S, warm: bool = False) -> None:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "facestage", "serve", "--port", "0", "--db", str(db),
                "--replicas", str(replicas), *extra]
+        if not warm:  # tests want a quick start; the bench measures warm replicas (the production default)
+            cmd.append("--no-warmup")
         self.log = open(Path(db).parent / "cluster.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
                                      start_new_session=True)
