@@ -5,7 +5,6 @@ Redis, behind a FastAPI ingress that serves the same URLs as ``facestage serve``
 
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,7 @@ class ReplicaConfig:
 
 
 def build_app(cfg: ReplicaConfig) -> tuple[Any, Any]:
-    """A facestage App on shared state: (app, registry). Also used by tests without Ray."""
+    """A facestage App on shared state and its (not yet started) registry entry."""
     import redis
 
     from ...dialogue.outbound import OutboundPolicy
@@ -67,7 +66,7 @@ def build_app(cfg: ReplicaConfig) -> tuple[Any, Any]:
     app.hello_info = {"replica": os.getpid()}
     registry = ReplicaRegistry(client, cfg.capacity, lambda: len(app.sessions), counter.forget_replicas)
     counter.replica = registry.id
-    return app, registry.start()
+    return app, registry
 
 
 def warm_replica(app: Any) -> None:
@@ -114,7 +113,7 @@ class FacestageReplica:
         self.fs, self.registry = build_app(cfg)
         if cfg.warm:
             warm_replica(self.fs)
-        self._lock = threading.Lock()
+        self.registry.start()  # announced once ready: /healthz lists replicas that can take sessions
 
     @api.websocket("/v1/ws")
     async def websocket(self, ws: WebSocket) -> None:
