@@ -277,6 +277,7 @@ class _Client:
             session, self.session = self.session, None
             self.app.sessions.discard(session)
             try:  # the last state, for a client that reconnects (a dropped network looks like a close)
+                await self.app.engine.run(session.capture_tracker)
                 await session.save_checkpoint(self.app.checkpoints)
             except Exception as exc:  # noqa: BLE001 - closing goes on without it
                 log.warning("final checkpoint of %s not written: %s", session.state.session_id, exc)

@@ -95,9 +95,7 @@ class RedisChannels(Channels):
                 await asyncio.sleep(0.5)
                 continue
             if msg is None:
-                if not self._watchers:
-                    return
-                continue
+                continue  # idle: the reader stays for the replica's life (one task, one connection)
             data = msg["data"]
             if not isinstance(data, bytes) or data[:TAG_BYTES] == self.tag:
                 continue
