@@ -24,11 +24,18 @@ from typing import Any
 
 import numpy as np
 import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from .errors import FacestageError
 from .serving.protocol import Frame, Kind, pack_frame, unpack_frame
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/ws"
+RECONNECT_FOR_S = 30.0  # keep trying this long after a drop (a replica restarting takes seconds)
+# Retries stay quick for the first seconds (Serve's proxy may route one or two attempts to the dead replica
+# before it learns it is gone; another replica is usually up already), then back off.
+RETRY_S = 0.03
+FAST_RETRIES_FOR_S = 2.0
+CREDENTIALS = ("key", "brand")  # the start options a resume re-sends; the rest comes from the checkpoint
 
 
 class ServerError(FacestageError):
@@ -82,22 +89,87 @@ def decode_image(frame: Frame) -> np.ndarray:
 
 
 class Client:
-    """One WebSocket connection; at most one session at a time (``start`` again to switch)."""
+    """One WebSocket connection; at most one session at a time (``start`` again to switch).
 
-    def __init__(self, ws: Any) -> None:
+    With ``reconnect`` (the default) a dropped connection — a restarted server, a killed cluster replica —
+    is reopened and the session resumed from the server's stored checkpoint (face ids, calibration, dialogue
+    memory), and the call that saw the drop is made again. ``resumes`` lists how long each resume took (s).
+    What cannot move is a reply in flight: ``say`` asks again after a resume."""
+
+    def __init__(self, ws: Any, url: str = DEFAULT_URL, reconnect: bool = True,
+                 connect_kwargs: dict[str, Any] | None = None) -> None:
         self.ws = ws
+        self.url = url
+        self.reconnect = reconnect
+        self._connect_kwargs = connect_kwargs or {}
         self.hello: dict[str, Any] = {}
         self.session: dict[str, Any] | None = None
         self._seq = 0
         self.stats: dict[str, Any] | None = None
+        self._start_msg: dict[str, Any] | None = None
+        self.resumes: list[float] = []
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str = DEFAULT_URL, **kwargs: Any) -> AsyncIterator[Client]:
-        async with websockets.connect(url, max_size=16 * 2**20, **kwargs) as ws:
-            client = cls(ws)
+    async def connect(cls, url: str = DEFAULT_URL, reconnect: bool = True, **kwargs: Any) -> AsyncIterator[Client]:
+        ws = await websockets.connect(url, max_size=16 * 2**20, **kwargs)
+        client = cls(ws, url, reconnect, kwargs)
+        try:
             client.hello = await client.expect("hello")
             yield client
+        finally:
+            await client.ws.close()
+
+    # ------------------------------------------------------------------------------------ reconnecting
+    def _url_for(self, session_id: str | None) -> str:
+        """The session id travels in the URL (browsers cannot set WebSocket headers) for sticky routing."""
+        if not session_id:
+            return self.url
+        return f"{self.url}{'&' if '?' in self.url else '?'}session={session_id}"
+
+    async def resume(self) -> None:
+        """Reopen the connection and resume the session from the server's last checkpoint of it."""
+        t0 = time.perf_counter()
+        sid = (self.session or {}).get("session_id")
+        delay = RETRY_S
+        while True:
+            try:
+                ws = await websockets.connect(self._url_for(sid), max_size=16 * 2**20, **self._connect_kwargs)
+                break
+            except (OSError, InvalidHandshake, TimeoutError):
+                if time.perf_counter() - t0 > RECONNECT_FOR_S:
+                    raise
+                await asyncio.sleep(delay)
+                if time.perf_counter() - t0 > FAST_RETRIES_FOR_S:
+                    delay = min(delay * 2, 1.0)
+        old, self.ws = self.ws, ws
+        with contextlib.suppress(Exception):
+            await old.close()
+        self.hello = await self.expect("hello")
+        if self._start_msg is not None and sid:
+            msg = self._start_msg
+            opts = {k: v for k, v in (msg.get("options") or {}).items() if k in CREDENTIALS}
+            await self.send({"type": "start", "session": msg["session"], "options": opts,
+                             "resume": {"session_id": sid}})
+            try:
+                self.session = await self.expect("started", timeout=120)
+            except ServerError as exc:
+                if exc.code != "no_checkpoint":
+                    raise
+                await self.send(msg)  # the checkpoint expired: the same session afresh
+                self.session = await self.expect("started", timeout=120)
+        self.resumes.append(time.perf_counter() - t0)
+
+    async def _retrying(self, op: Any) -> Any:
+        """Run ``op()``; after a dropped connection, resume and run it again (a few times at most)."""
+        for attempt in range(3):
+            try:
+                return await op()
+            except (ConnectionClosed, OSError):
+                if not self.reconnect or attempt == 2:
+                    raise
+                await self.resume()
+        raise AssertionError("unreachable")
 
     # -------------------------------------------------------------------------------------- plumbing
     async def send(self, msg: dict[str, Any]) -> None:
@@ -131,26 +203,37 @@ class Client:
             msg["resume"] = resume
         await self.send(msg)
         self.session = await self.expect("started", timeout=120)
+        self._start_msg = {k: v for k, v in msg.items() if k != "resume"}
         return self.session
 
     async def config(self, **changes: Any) -> dict[str, Any]:
-        await self.send({"type": "config", **changes})
-        return await self.expect("configured")
+        async def op() -> dict[str, Any]:
+            await self.send({"type": "config", **changes})
+            return await self.expect("configured")
+
+        return await self._retrying(op)
 
     async def checkpoint(self) -> dict[str, Any]:
-        await self.send({"type": "checkpoint"})
-        return (await self.expect("checkpoint"))["state"]
+        async def op() -> dict[str, Any]:
+            await self.send({"type": "checkpoint"})
+            return (await self.expect("checkpoint"))["state"]
+
+        return await self._retrying(op)
 
     async def ping(self) -> float:
-        t = time.perf_counter()
-        await self.send({"type": "ping"})
-        await self.expect("pong")
-        return (time.perf_counter() - t) * 1000
+        async def op() -> float:
+            t = time.perf_counter()
+            await self.send({"type": "ping"})
+            await self.expect("pong")
+            return (time.perf_counter() - t) * 1000
+
+        return await self._retrying(op)
 
     async def send_frame(self, image: np.ndarray | bytes, seq: int | None = None) -> int:
         """Send a camera frame (BGR array or JPEG bytes); returns its sequence number."""
         self._seq = seq if seq is not None else self._seq + 1
-        await self.ws.send(pack_frame(Kind.JPEG, self._seq, time.time() * 1000, _encode_jpeg(image)))
+        data = _encode_jpeg(image)
+        await self._retrying(lambda: self.ws.send(pack_frame(Kind.JPEG, self._seq, time.time() * 1000, data)))
         return self._seq
 
     async def next_frame(self, seq: int | None = None, timeout: float = 60.0) -> tuple[Frame, list[dict]]:
@@ -169,23 +252,35 @@ class Client:
 
     async def process(self, image: np.ndarray | bytes, timeout: float = 60.0) -> tuple[np.ndarray, list[dict]]:
         """Effects/avatar: one frame in, the processed image (decoded) and its faces out."""
-        seq = await self.send_frame(image)
-        frame, faces = await self.next_frame(seq, timeout)
+        data = _encode_jpeg(image)
+
+        async def op() -> tuple[Frame, list[dict]]:
+            seq = await self.send_frame(data)
+            return await self.next_frame(seq, timeout)
+
+        frame, faces = await self._retrying(op)
         return decode_image(frame), faces
 
     async def render(self, **params: Any) -> np.ndarray:
         """Render session: one image for an avatar, blendshapes and pose (see docs/protocol.md)."""
-        await self.send({"type": "render", **params})
-        await self.expect("rendered")
-        while True:
-            msg = await self.recv()
-            if isinstance(msg, Frame):
-                return decode_image(msg)
+        async def op() -> np.ndarray:
+            await self.send({"type": "render", **params})
+            await self.expect("rendered")
+            while True:
+                msg = await self.recv()
+                if isinstance(msg, Frame):
+                    return decode_image(msg)
+
+        return await self._retrying(op)
 
     async def say(self, text: str, timeout: float = 120.0) -> Reply:
-        """Employee session: ask and collect the whole answer (text, audio, visemes, frames)."""
-        await self.send({"type": "say", "text": text})
-        return await self._collect_reply(timeout)
+        """Employee session: ask and collect the whole answer (text, audio, visemes, frames).
+        A reply cut by a dropped connection is asked again once the session has resumed."""
+        async def op() -> Reply:
+            await self.send({"type": "say", "text": text})
+            return await self._collect_reply(timeout)
+
+        return await self._retrying(op)
 
     async def listen(self, pcm: np.ndarray, sample_rate: int, lang: str | None = None,
                      timeout: float = 120.0) -> tuple[str, Reply]:

@@ -94,17 +94,23 @@ def test_effects_session_moves_its_tracker_to_another_session():
         a, b = (EffectsSession(engine, Outbox(send, lambda: 0), SessionState("effects")) for _ in range(2))
         for s in (a, b):
             asyncio.run(s.start({"preset": "natural", "faces": True, "max_faces": 1}))
-        assert a.tracker_checkpoint() is None
+        assert a.checkpoint()["tracker"] is None
         for i, data in enumerate(frames[:10]):
             a._run(data, i / 30)
-        snap = json.loads(json.dumps(a.tracker_checkpoint()))
-        b.restore_tracker(snap)
+        a.capture_tracker()
+        # what a replica writes to the shared store and the next one resumes from: plain JSON
+        snap = json.loads(json.dumps(a.checkpoint()))
+        b.state.tracker = snap["tracker"]  # as a resume loads it; restored on b's first frame
         _, faces_a, _ = a._run(frames[10], 10 / 30)
         _, faces_b, _ = b._run(frames[10], 10 / 30)
         assert [f["id"] for f in faces_a] == [f["id"] for f in faces_b] == [0]
         assert np.abs(np.subtract(faces_a[0]["bbox"], faces_b[0]["bbox"])).max() < 2.0
+        c = EffectsSession(engine, Outbox(send, lambda: 0), SessionState("effects"))
+        asyncio.run(c.start({"preset": "natural", "faces": True, "max_faces": 1}))
+        c.state.tracker = {"version": 2}  # a forged checkpoint: refused on the first frame
         with pytest.raises(ValueError):
-            b.restore_tracker({"version": 2})
+            c._run(frames[0], 0.0)
+        asyncio.run(c.close())
         for s in (a, b):
             asyncio.run(s.close())
     finally:

@@ -18,6 +18,8 @@ BENCHES = {
     "browser": "studio avatar mode in Chromium: client-rendered (three-vrm) vs server-rendered fps, latency, bytes",
     "conversation": "spoken questions in Chromium (fake mic): end of speech to first reply audio, en and zh; "
                     "TTS RTF per voice",
+    "cluster": "one process vs --replicas 2 (Ray Serve): streams sustained, per-frame proxy overhead p50/p95, "
+               "kill -9 failover resume time over 5 kills",
 }
 
 

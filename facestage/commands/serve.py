@@ -28,6 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "api.example.com, 10.0.0.0/8). Also $FACESTAGE_ALLOW_OUTBOUND, comma-separated")
     p.add_argument("--no-warmup", action="store_true",
                    help="do not preload the default avatar, the demo employee and the voices at start")
+    c = p.add_argument_group("cluster (Ray Serve; see docs/cluster.md)")
+    c.add_argument("--replicas", type=int, default=None, metavar="N",
+                   help="run as a Ray Serve application with N replicas (default: one process, no Ray)")
+    c.add_argument("--min-replicas", type=int, default=None, metavar="N",
+                   help="autoscale on ongoing sessions down to N replicas")
+    c.add_argument("--max-replicas", type=int, default=None, metavar="N",
+                   help="autoscale on ongoing sessions up to N replicas")
+    c.add_argument("--sessions-per-replica", type=int, default=64, metavar="N",
+                   help="sessions one replica carries (Serve's max_ongoing_requests; default 64)")
+    c.add_argument("--gpu-per-replica", type=float, default=0.0, metavar="F",
+                   help="GPU fraction each replica reserves (default 0: CPU rendering)")
+    c.add_argument("--cpu-per-replica", type=float, default=1.0, metavar="F",
+                   help="CPUs each replica reserves in Ray's scheduler (default 1)")
+    c.add_argument("--redis", default=None, metavar="URL",
+                   help="shared state (brands, checkpoints, channels, limits) in this Redis, e.g. "
+                        "redis://host:6379/0 (default: a local redis-server started and stopped with the command)")
     p.set_defaults(func=_run)
 
 
@@ -44,6 +60,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..serving.security import SecurityConfig
 
     allow = args.allow_outbound or [e for e in os.environ.get("FACESTAGE_ALLOW_OUTBOUND", "public").split(",") if e]
+    cluster_flags = (args.min_replicas, args.max_replicas, args.redis)
+    if args.replicas is not None or any(v is not None for v in cluster_flags):
+        return _run_cluster(args, tuple(allow))
     security = SecurityConfig(operator_key_file=Path(args.operator_key_file) if args.operator_key_file else None,
                               trust_local=False if args.no_local_trust else None,
                               open_media=True if args.open_media else None, outbound=OutboundPolicy(allow))
@@ -51,4 +70,22 @@ def _run(args: argparse.Namespace) -> int:
         run(args.host, args.port, args.db, tuple(args.allow_origin), warm=not args.no_warmup, security=security)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    return 0
+
+
+def _run_cluster(args: argparse.Namespace, allow: tuple[str, ...]) -> int:
+    from pathlib import Path
+
+    from ..serving.cluster.launcher import Cluster, ClusterOptions, serve_cluster
+
+    replicas = args.replicas if args.replicas is not None else (args.min_replicas or 1)
+    options = ClusterOptions(replicas=replicas, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+                             sessions_per_replica=args.sessions_per_replica, gpu_per_replica=args.gpu_per_replica,
+                             cpu_per_replica=args.cpu_per_replica, redis_url=args.redis)
+    cluster = Cluster(options, args.host, args.port, args.db, tuple(args.allow_origin),
+                      trust_local=False if args.no_local_trust else None,
+                      open_media=True if args.open_media else None, outbound=allow,
+                      operator_key_file=Path(args.operator_key_file) if args.operator_key_file else None,
+                      warm=not args.no_warmup)
+    serve_cluster(cluster)
     return 0

@@ -25,7 +25,7 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConfigError, InputError
 from .profile import Profile
@@ -99,20 +99,34 @@ def parse_profile_json(text: str) -> Profile:
     return Profile.from_dict(data)
 
 
-class ProfileStore:
-    def __init__(self, path: str | Path | None = None, secrets_key: bytes | None = None) -> None:
-        from cryptography.fernet import Fernet
+class ProfileRows(Protocol):
+    """Where profile rows live: SQLite here, Redis in a cluster (``serving.shared.redis_profiles``).
+    A row is the profile JSON without secrets, the sealed secrets and the API key's salt and hash."""
 
-        self.path = str(path) if path is not None else str(default_path())
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    def insert(self, pid: str, data: str, blob: bytes | None) -> bool: ...  # False: the id exists
+
+    def row(self, pid: str) -> tuple[str, bytes | None] | None: ...
+
+    def exists(self, pid: str) -> bool: ...
+
+    def replace(self, pid: str, data: str, blob: bytes | None) -> None: ...
+
+    def delete(self, pid: str) -> bool: ...
+
+    def ids(self) -> list[str]: ...
+
+    def set_key(self, pid: str, salt: bytes | None, digest: bytes | None) -> None: ...
+
+    def key(self, pid: str) -> tuple[bytes, bytes] | None: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteRows:
+    def __init__(self, path: str) -> None:
         self._lock = threading.Lock()
         try:
-            self._fernet = Fernet(secrets_key or load_secrets_key(self.path))
-        except ValueError as exc:
-            raise ConfigError(f"the secrets key is not a Fernet key (32 url-safe base64 bytes): {exc}") from None
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
@@ -120,7 +134,70 @@ class ProfileStore:
             if "secrets" not in cols:  # databases from before secrets were encrypted
                 self._db.execute("ALTER TABLE profiles ADD COLUMN secrets BLOB")
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"profile store {self.path} is not a usable SQLite database: {exc}") from exc
+            raise ConfigError(f"profile store {path} is not a usable SQLite database: {exc}") from exc
+
+    def insert(self, pid: str, data: str, blob: bytes | None) -> bool:
+        now = time.time()
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO profiles (id, data, secrets, created, updated) VALUES (?, ?, ?, ?, ?)",
+                                 (pid, data, blob, now, now))
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def row(self, pid: str) -> tuple[str, bytes | None] | None:
+        with self._lock:
+            return self._db.execute("SELECT data, secrets FROM profiles WHERE id = ?", (pid,)).fetchone()
+
+    def exists(self, pid: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM profiles WHERE id = ?", (pid,)).fetchone() is not None
+
+    def replace(self, pid: str, data: str, blob: bytes | None) -> None:
+        with self._lock:
+            self._db.execute("UPDATE profiles SET data = ?, secrets = ?, updated = ? WHERE id = ?",
+                             (data, blob, time.time(), pid))
+
+    def delete(self, pid: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM profiles WHERE id = ?", (pid,)).rowcount > 0
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM profiles ORDER BY id")]
+
+    def set_key(self, pid: str, salt: bytes | None, digest: bytes | None) -> None:
+        with self._lock:
+            self._db.execute("UPDATE profiles SET key_salt = ?, key_hash = ?, updated = ? WHERE id = ?",
+                             (salt, digest, time.time(), pid))
+
+    def key(self, pid: str) -> tuple[bytes, bytes] | None:
+        with self._lock:
+            row = self._db.execute("SELECT key_salt, key_hash FROM profiles WHERE id = ?", (pid,)).fetchone()
+        return None if row is None or row[0] is None else (row[0], row[1])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class ProfileStore:
+    """Brand profiles and API keys. ``rows`` picks where they live (default: the SQLite file at ``path``);
+    secrets are sealed with the Fernet key before they reach the rows either way."""
+
+    def __init__(self, path: str | Path | None = None, secrets_key: bytes | None = None,
+                 rows: ProfileRows | None = None) -> None:
+        from cryptography.fernet import Fernet
+
+        self.path = str(path) if path is not None else str(default_path())
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._fernet = Fernet(secrets_key or load_secrets_key(self.path))
+        except ValueError as exc:
+            raise ConfigError(f"the secrets key is not a Fernet key (32 url-safe base64 bytes): {exc}") from None
+        self._rows: ProfileRows = rows if rows is not None else SQLiteRows(self.path)
 
     # ------------------------------------------------------------------------------------------ secrets
     def _seal(self, profile: Profile) -> tuple[str, bytes | None]:
@@ -144,26 +221,19 @@ class ProfileStore:
     # ------------------------------------------------------------------------------------------------ CRUD
     def create(self, profile: Profile | dict[str, Any]) -> Profile:
         p = profile if isinstance(profile, Profile) else Profile.from_dict(profile)
-        now = time.time()
         data, blob = self._seal(p)
-        with self._lock:
-            try:
-                self._db.execute("INSERT INTO profiles (id, data, secrets, created, updated) VALUES (?, ?, ?, ?, ?)",
-                                 (p.id, data, blob, now, now))
-            except sqlite3.IntegrityError:
-                raise ConfigError(f"profile {p.id!r} already exists (use update or import with replace)") from None
+        if not self._rows.insert(p.id, data, blob):
+            raise ConfigError(f"profile {p.id!r} already exists (use update or import with replace)")
         return p
 
     def get(self, profile_id: str) -> Profile:
-        with self._lock:
-            row = self._db.execute("SELECT data, secrets FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+        row = self._rows.row(profile_id)
         if row is None:
             raise InputError(f"no profile {profile_id!r}")
         return self._open(row[0], row[1])
 
     def exists(self, profile_id: str) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM profiles WHERE id = ?", (profile_id,)).fetchone() is not None
+        return self._rows.exists(profile_id)
 
     def update(self, profile_id: str, changes: Profile | dict[str, Any]) -> Profile:
         """Replace the profile (a Profile) or merge top-level fields (a dict); the result is validated."""
@@ -183,23 +253,17 @@ class ProfileStore:
             raise ConfigError(f"profile id cannot change ({profile_id!r} → {merged.get('id')!r})")
         p = Profile.from_dict(merged)
         data, blob = self._seal(p)
-        with self._lock:
-            self._db.execute("UPDATE profiles SET data = ?, secrets = ?, updated = ? WHERE id = ?",
-                             (data, blob, time.time(), profile_id))
+        self._rows.replace(profile_id, data, blob)
         return p
 
     def delete(self, profile_id: str) -> bool:
-        with self._lock:
-            cur = self._db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))
-        return cur.rowcount > 0
+        return self._rows.delete(profile_id)
 
     def ids(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT id FROM profiles ORDER BY id")]
+        return self._rows.ids()
 
     def list(self) -> list[Profile]:
-        with self._lock:
-            rows = self._db.execute("SELECT data, secrets FROM profiles ORDER BY id").fetchall()
+        rows = [r for pid in self._rows.ids() if (r := self._rows.row(pid)) is not None]
         return [self._open(r[0], r[1]) for r in rows]
 
     # ------------------------------------------------------------------------------------------ JSON I/O
@@ -233,23 +297,19 @@ class ProfileStore:
             raise InputError(f"no profile {profile_id!r}")
         key = "fs_" + secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
-        with self._lock:
-            self._db.execute("UPDATE profiles SET key_salt = ?, key_hash = ?, updated = ? WHERE id = ?",
-                             (salt, _hash_key(salt, key), time.time(), profile_id))
+        self._rows.set_key(profile_id, salt, _hash_key(salt, key))
         return key
 
     rotate_key = create_key
 
     def revoke_key(self, profile_id: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE profiles SET key_salt = NULL, key_hash = NULL WHERE id = ?", (profile_id,))
+        self._rows.set_key(profile_id, None, None)
 
     def verify_key(self, profile_id: str, key: str) -> bool:
         if not isinstance(key, str) or not key:
             return False
-        with self._lock:
-            row = self._db.execute("SELECT key_salt, key_hash FROM profiles WHERE id = ?", (profile_id,)).fetchone()
-        if row is None or row[0] is None:
+        row = self._rows.key(profile_id)
+        if row is None:
             return False
         return hmac.compare_digest(_hash_key(row[0], key), row[1])
 
@@ -261,8 +321,7 @@ class ProfileStore:
         return self.create(demo_profile_dict())
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._rows.close()
 
     def __enter__(self) -> ProfileStore:
         return self

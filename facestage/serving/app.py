@@ -33,6 +33,7 @@ from .connection import (
     CloseSession,
     ConnectionCore,
     FrameToSession,
+    LoadCheckpoint,
     Send,
     StartSession,
     ToSession,
@@ -44,7 +45,8 @@ from .engine import Engine
 from .httpconn import HTTPAwareConnection, _remote
 from .protocol import MAX_WIRE_BYTES, dumps
 from .render_session import RenderSession
-from .security import OperatorKey, SecurityConfig, resolve_operator_key
+from .security import OperatorKey, SecurityConfig, SessionCounter, resolve_operator_key
+from .shared import CheckpointStore, MemoryCheckpoints
 from .watch_session import WatchSession
 
 log = logging.getLogger("facestage.server")
@@ -72,10 +74,13 @@ class App:
         # (an operator-supplied key) or new_operator_key (a generated one, until it has been printed once).
         del key
         self.max_connections = max_connections
-        self.clients = ClientCounter(self.security.limits.sessions_per_client)
+        self.clients: SessionCounter = ClientCounter(self.security.limits.sessions_per_client)
         self.origins = OriginPolicy(port, allow_origins)
         self.sessions: set[Session] = set()
         self.connections = 0
+        # where live sessions leave their checkpoints (Redis in a cluster: any replica can resume them)
+        self.checkpoints: CheckpointStore = MemoryCheckpoints()
+        self.hello_info: dict[str, Any] = {}  # extra hello fields: a cluster replica adds {"replica": pid}
         self.demo_brand: str | None = None
         self.demo_key: str | None = None
         if demo:
@@ -173,21 +178,27 @@ class App:
 
 
 class _Client:
-    """One WebSocket connection: the thin adapter that runs what ``ConnectionCore`` decides."""
+    """One WebSocket connection: the thin adapter that runs what ``ConnectionCore`` decides.
 
-    def __init__(self, app: App, ws: ServerConnection) -> None:
+    ``ws`` is a websockets connection, or anything with its ``send``/``recv``/``close`` and ``transport``
+    (the cluster's FastAPI front-end passes an adapter, with the remote address and headers)."""
+
+    def __init__(self, app: App, ws: Any, remote: str | None = None, headers: Any = None) -> None:
         self.app = app
         self.ws = ws
         self.out = Outbox(ws.send, lambda: ws.transport.get_write_buffer_size() if ws.transport else 0)
         self.session: Session | None = None
-        remote = _remote(ws)
-        local = is_local_request(remote, ws.request.headers) if ws.request is not None else False
+        remote = _remote(ws) if remote is None else remote
+        if headers is None and ws.request is not None:
+            headers = ws.request.headers
+        local = is_local_request(remote, headers) if headers is not None else False
         sec = app.security
 
         def identify(key: str | None, brand: str | None) -> Access:
             return identify_access(app, key, brand, local)
 
-        self.core = ConnectionCore(identify, app.clients, sec.limits, bool(sec.open_media), remote)
+        self.core = ConnectionCore(identify, app.clients, sec.limits, bool(sec.open_media), remote,
+                                   info=app.hello_info)
 
     async def run(self) -> None:
         await self.act(self.core.hello(time.time() * 1000))
@@ -230,6 +241,10 @@ class _Client:
                     await self.close(release=False)
                 elif isinstance(a, StartSession):
                     await self.start(a)
+                elif isinstance(a, LoadCheckpoint):
+                    stored = await self.app.checkpoints.get(a.session_id)
+                    if await self.act(self.core.resume_loaded(a.msg, stored)):
+                        return True
                 elif isinstance(a, Close):
                     await self.ws.close(a.code, a.reason)
                     return True
@@ -254,15 +269,24 @@ class _Client:
         self.session = session
         self.app.sessions.add(session)
         await self.act(self.core.started(a.kind, a.state.session_id, extra))
+        session.keep_checkpoints(self.app.checkpoints)
         await session.after_start()
 
     async def close(self, release: bool = True) -> None:
         if self.session is not None:
             session, self.session = self.session, None
             self.app.sessions.discard(session)
+            try:  # the last state, for a client that reconnects (a dropped network looks like a close)
+                await self.app.engine.run(session.capture_tracker)
+                await session.save_checkpoint(self.app.checkpoints)
+            except Exception as exc:  # noqa: BLE001 - closing goes on without it
+                log.warning("final checkpoint of %s not written: %s", session.state.session_id, exc)
             await session.close()
         if release:
             self.core.session_closed()
+
+
+ClientConnection = _Client  # the name the cluster front-end uses
 
 
 class ServerThread:

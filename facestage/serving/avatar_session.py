@@ -33,7 +33,7 @@ class AvatarSession(Session):
         self._avatar = None
         self._vmc: VMCSender | None = None
         self._calibrate_next = False
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() - self.state.clock_s  # a resumed rig's idle motion goes on, no jump
 
     # ----------------------------------------------------------------------------------- configuration
     async def _configure(self, opts: dict[str, Any]) -> None:
@@ -190,6 +190,10 @@ class AvatarSession(Session):
             await self.engine.channels.publish(self.channel(o.get("channel")), packed)
         else:
             self.state.frames_out += 1
+
+    def checkpoint(self) -> dict[str, Any]:
+        self.state.clock_s = round(time.monotonic() - self._t0, 3)
+        return super().checkpoint()
 
     async def close(self) -> None:
         await super().close()

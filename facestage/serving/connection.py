@@ -10,6 +10,7 @@ the actions (``tests/test_protocol_core.py``).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from ..errors import ConfigError, FacestageError
 from .auth import Access, Unauthorized
 from .options import validate_options
 from .protocol import SESSIONS, Frame, ProtocolError, parse_message, unpack_frame
-from .security import Limits
+from .security import Limits, SessionCounter
 from .state import SessionState
 
 log = logging.getLogger("facestage.server")
@@ -62,12 +63,20 @@ class CloseSession:
 
 
 @dataclass(frozen=True)
+class LoadCheckpoint:
+    """Fetch the stored checkpoint of ``session_id`` and hand it to ``ConnectionCore.resume_loaded``."""
+
+    session_id: str
+    msg: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Close:
     code: int
     reason: str
 
 
-Action = Send | StartSession | ToSession | FrameToSession | Checkpoint | CloseSession | Close
+Action = Send | StartSession | ToSession | FrameToSession | Checkpoint | CloseSession | LoadCheckpoint | Close
 
 
 def error(code: str, message: str, **extra: Any) -> Send:
@@ -147,7 +156,7 @@ class ConnectionCore:
     """One WebSocket connection. ``identify(key, brand)`` → Access (raises Unauthorized for a wrong key)."""
 
     identify: Callable[[str | None, str | None], Access]
-    counter: ClientCounter
+    counter: SessionCounter
     limits: Limits = field(default_factory=Limits)
     open_media: bool = False
     remote: str = ""
@@ -155,6 +164,7 @@ class ConnectionCore:
     kind: str | None = None  # the running session, once started
     client: str | None = None  # who the running session counts against
     pending: bool = False  # a start is in flight
+    info: dict[str, Any] = field(default_factory=dict)  # extra hello fields (a cluster replica names itself)
 
     def __post_init__(self) -> None:
         self.frames = TokenBucket(self.limits.fps, self.clock)
@@ -165,7 +175,8 @@ class ConnectionCore:
 
     # ------------------------------------------------------------------------------------ events in
     def hello(self, server_time: float) -> list[Action]:
-        return [Send({"type": "hello", "protocol": 1, "sessions": list(SESSIONS), "server_time": server_time})]
+        return [Send({"type": "hello", "protocol": 1, "sessions": list(SESSIONS), "server_time": server_time,
+                      **self.info})]
 
     def receive(self, data: str | bytes, server_time: float = 0.0) -> list[Action]:
         self.last_input = self.clock()
@@ -175,6 +186,17 @@ class ConnectionCore:
             if not self.bytes.take(len(data)):  # control messages count against the byte rate too
                 return self._rate_error(None)
             return self._message(parse_message(data), server_time)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one error message
+            return [error_for(exc)]
+
+    def resume_loaded(self, msg: dict[str, Any], stored: Any) -> list[Action]:
+        """The answer to ``LoadCheckpoint``: start from the stored state (a ``StoredCheckpoint`` or None).
+        Only the credential that wrote a checkpoint may resume it; the state is validated like any resume."""
+        try:
+            if stored is None:
+                raise ProtocolError("no_checkpoint", "resume: no stored checkpoint for this session id (it expired "
+                                    "or never existed); start afresh")
+            return self._start({**msg, "resume": stored.state}, scope=stored.scope)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one error message
             return [error_for(exc)]
 
@@ -244,19 +266,29 @@ class ConnectionCore:
             return [Checkpoint()]
         return [ToSession(msg)]
 
-    def _start(self, msg: dict[str, Any]) -> list[Action]:
+    def _start(self, msg: dict[str, Any], scope: str | None = None) -> list[Action]:
         kind = msg["session"]
         if kind not in SESSIONS:
             raise ProtocolError("unknown_session", f"unknown session {kind!r:.40}; choose one of "
                                 + ", ".join(SESSIONS))
         if self.pending:
             raise ProtocolError("busy", "a session is still starting; wait for \"started\"")
-        state = SessionState.from_dict(msg["resume"]) if msg.get("resume") else SessionState(kind)
+        resume = msg.get("resume")
+        if isinstance(resume, dict) and set(resume) == {"session_id"} and scope is None:
+            sid = resume["session_id"]
+            if not isinstance(sid, str) or not re.fullmatch(r"[0-9a-f]{6,32}", sid):
+                raise ProtocolError("bad_state", "resume.session_id: the session_id of a \"started\" reply")
+            return [LoadCheckpoint(sid, msg)]  # the server's stored checkpoint of that session
+        state = SessionState.from_dict(resume) if resume else SessionState(kind)
         if state.session != kind:
             raise ProtocolError("bad_state", f"resume: the state is of a {state.session} session, not {kind}")
         state.calibration = check_calibration(state.calibration)
         if state.dialogue is not None and not isinstance(state.dialogue, dict):
             raise ProtocolError("bad_state", "resume: dialogue is an object")
+        if state.tracker is not None and not isinstance(state.tracker, dict):  # contents: tracker.restore
+            raise ProtocolError("bad_state", "resume: tracker is an object")
+        if not isinstance(state.clock_s, int | float) or isinstance(state.clock_s, bool) or state.clock_s < 0:
+            raise ProtocolError("bad_state", "resume: clock_s is seconds >= 0")
         options = dict(msg.get("options") or {})
         if kind == "effects" and state.effects and "effects" not in options and "preset" not in options:
             options["effects"] = state.effects  # a resumed chain is validated like a new one
@@ -270,6 +302,8 @@ class ConnectionCore:
                 raise ProtocolError("unauthorized", "employee sessions need options.brand and options.key (the "
                                     "brand's API key)")
         access = self.identify(key, brand)
+        if scope is not None and (access.principal or "open") != scope:
+            raise Unauthorized(403, "resume: this checkpoint belongs to another credential")
         if kind == "employee":
             if access.brand != brand:  # operator keys act on brands over HTTP; a session speaks as the brand
                 raise Unauthorized(403, f"the key is not valid for brand {brand!r}")

@@ -118,20 +118,3 @@ class EffectsSession(Session):
         if await self.out.media(packed):
             self.state.frames_out += 1
         await self.engine.channels.publish(self.channel(self.state.options.get("channel")), packed)
-
-    # The tracker's checkpoint travels with the session when it moves to another process (the cluster's
-    # replicas): ids, One-Euro states, last ROIs and the clock. Both take the session's tracker lock, so they
-    # never run while a frame is being tracked.
-    def tracker_checkpoint(self) -> dict | None:
-        """``FaceTracker.checkpoint()`` of this session's tracker (None before its first frame)."""
-        with self._tracker_lock:
-            return None if self._tracker is None else self._tracker.checkpoint()
-
-    def restore_tracker(self, state: dict) -> None:
-        """Continue from another session's :meth:`tracker_checkpoint` (ValueError when it is not one)."""
-        with self._tracker_lock:
-            if self._closing:
-                raise ProtocolError("closed", "the session is closing")
-            if self._tracker is None:
-                self._tracker = self.engine.acquire_tracker(self.state.options.get("max_faces", MAX_FACES))
-            self._tracker.restore(state)

@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ..dialogue.outbound import OutboundPolicy
 from ..errors import ConfigError
@@ -31,6 +32,17 @@ class Limits:
     idle_timeout_s: float = 300.0  # a connection that sends nothing for this long is closed
     upload_bytes: int = 32 * 2**20  # one HTTP upload (avatar model or photo)
     json_body_bytes: int = 256 * 1024
+
+
+class SessionCounter(Protocol):
+    """Concurrent sessions per client (``Limits.sessions_per_client``): ``connection.ClientCounter`` in one
+    process, ``shared.redis_state.RedisClientCounter`` across the replicas of a cluster."""
+
+    limit: int
+
+    def acquire(self, client: str) -> bool: ...
+
+    def release(self, client: str) -> None: ...
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 from .protocol import SESSIONS, ProtocolError
@@ -26,6 +26,8 @@ class SessionState:
     calibration: dict[str, Any] | None = None  # rig neutral: {"blendshapes": {...}, "pose": [y, p, r]}
     brand: str | None = None
     dialogue: dict[str, Any] | None = None  # Employee session memory (turns, last topic)
+    tracker: dict[str, Any] | None = None  # face ids, One-Euro filters, per-face neutrals (tracker.checkpoint())
+    clock_s: float = 0.0  # the session's animation clock (the avatar rig's idle motion continues from here)
     session_id: str = ""
     frames_in: int = 0
     frames_out: int = 0
@@ -34,7 +36,13 @@ class SessionState:
     replies: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, **copy.deepcopy(asdict(self))}
+        # ``tracker`` is shared, not copied: the session replaces it with a new dict from the tracker and never
+        # changes one in place, and it is most of the state (~55 KB of filter arrays: copying it cost 6 ms).
+        out = {"version": STATE_VERSION}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v if f.name == "tracker" else copy.deepcopy(v)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionState:

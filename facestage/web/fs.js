@@ -25,23 +25,37 @@ export function wsURL() {
   return `${proto}//${location.host}/v1/ws`;
 }
 
-// One WebSocket with typed message handlers and automatic reconnect (the session restarts on reconnect).
+// One WebSocket with typed message handlers and automatic reconnect. After a reconnect the page's next
+// "start" of the same session type becomes a resume of the server's stored checkpoint (face ids, calibration,
+// dialogue memory; the page's options still apply), so a restarted server or a killed cluster replica costs
+// a viewer a moment, not the session. The session id rides in the URL for sticky routing in a cluster.
+const FIRST_RETRY_MS = 50, MAX_RETRY_MS = 8000;
 export class Connection {
   constructor({ onOpen, onClose } = {}) {
     this.handlers = {}; this.frameHandler = null; this.onOpen = onOpen; this.onClose = onClose;
-    this.closedByUser = false; this.retry = 500;
+    this.closedByUser = false; this.retry = FIRST_RETRY_MS;
+    this.sessionId = null; this.lastStart = null; this.reconnected = false; this.pendingStart = null; this.resumes = 0;
   }
   on(type, fn) { (this.handlers[type] ||= []).push(fn); return this; }
   onFrame(fn) { this.frameHandler = fn; return this; }
+  url() { return wsURL() + (this.sessionId ? `?session=${encodeURIComponent(this.sessionId)}` : ""); }
   open() {
     return new Promise((resolve) => {
-      const ws = new WebSocket(wsURL());
+      const ws = new WebSocket(this.url());
       ws.binaryType = "arraybuffer";
       this.ws = ws;
-      ws.onopen = () => { this.retry = 500; resolve(this); this.onOpen && this.onOpen(this); };
+      ws.onopen = () => { this.retry = FIRST_RETRY_MS; resolve(this); this.onOpen && this.onOpen(this); };
       ws.onmessage = (ev) => {
         if (typeof ev.data === "string") {
           const msg = JSON.parse(ev.data);
+          if (msg.type === "started") {
+            if (this.pendingStart && msg.session_id === this.sessionId) this.resumes += 1;
+            this.sessionId = msg.session_id; this.pendingStart = null;
+          } else if (msg.type === "error" && this.pendingStart && msg.code === "no_checkpoint") {
+            const plain = this.pendingStart; this.pendingStart = null;  // expired: the same session afresh
+            this.ws.send(JSON.stringify(plain));
+            return;
+          }
           for (const fn of (this.handlers[msg.type] || [])) fn(msg);
           for (const fn of (this.handlers["*"] || [])) fn(msg);
         } else if (this.frameHandler) {
@@ -50,13 +64,26 @@ export class Connection {
       };
       ws.onclose = () => {
         this.onClose && this.onClose(this);
-        if (!this.closedByUser) setTimeout(() => this.open(), this.retry = Math.min(this.retry * 2, 8000));
+        if (this.closedByUser) return;
+        this.reconnected = true;
+        setTimeout(() => this.open(), this.retry);
+        this.retry = Math.min(this.retry * 1.5, MAX_RETRY_MS);  // 50, 75, 112 … ms: quick while a replica restarts
       };
     });
   }
   get ready() { return this.ws && this.ws.readyState === WebSocket.OPEN; }
   get buffered() { return this.ws ? this.ws.bufferedAmount : 0; }
-  send(msg) { if (this.ready) this.ws.send(JSON.stringify(msg)); }
+  send(msg) {
+    if (!this.ready) return;
+    if (msg.type === "start") {
+      const resume = this.reconnected && !msg.resume && this.sessionId && this.lastStart && this.lastStart.session === msg.session;
+      this.reconnected = false; this.lastStart = msg;
+      if (!resume) this.sessionId = null;
+      this.pendingStart = resume ? msg : null;
+      if (resume) msg = { ...msg, resume: { session_id: this.sessionId } };
+    }
+    this.ws.send(JSON.stringify(msg));
+  }
   sendFrame(kind, seq, ts, payload) { if (this.ready) this.ws.send(packFrame(kind, seq, ts, payload)); }
   close() { this.closedByUser = true; this.ws && this.ws.close(); }
 }

@@ -1,0 +1,85 @@
+"""Start ``facestage serve --replicas N`` in a child process (tests, benchmarks); the port is read from its
+banner. ``replicas()`` reads GET /healthz; ``kill_replica(pid)`` is the failover drill."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+START_TIMEOUT_S = 120.0  # Ray on two busy cores: ~10 s typical, much more under load
+
+
+class ClusterProcess:
+    def __init__(self, db: str | Path, replicas: int = 2, extra: tuple[str, ...] = (),
+                 timeout: float = START_TIMEOUT_S, warm: bool = False) -> None:
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "facestage", "serve", "--port", "0", "--db", str(db),
+               "--replicas", str(replicas), *extra]
+        if not warm:  # tests want a quick start; the bench measures warm replicas (the production default)
+            cmd.append("--no-warmup")
+        self.log = open(Path(db).parent / "cluster.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+                                     start_new_session=True)
+        self.port = 0
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            m = re.search(r"cluster on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+            if not line and self.proc.poll() is not None:
+                break
+        if not self.port:
+            self.stop()
+            raise RuntimeError(f"facestage serve --replicas did not start; see {self.log.name}")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/v1/ws"
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(self.url + "/healthz", timeout=30) as r:
+            return json.loads(r.read())
+
+    def replicas(self) -> list[dict]:
+        return self.health()["replicas"]
+
+    def wait_replicas(self, n: int, without: int | None = None, timeout: float = 60.0) -> list[dict]:
+        """Wait until ``n`` replicas announce themselves (and ``without`` — a killed pid — is gone)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reps = self.replicas()
+            if len(reps) == n and all(r["pid"] != without for r in reps):
+                return reps
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replicas: {reps}")
+            time.sleep(0.25)
+
+    @staticmethod
+    def kill_replica(pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # the launcher shuts Serve, Ray and Redis down
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+    def __enter__(self) -> ClusterProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
