@@ -23,6 +23,7 @@ from facestage import testdata
 from facestage.client import Client
 from facestage.serving.cluster.process import ClusterProcess
 from facestage.serving.protocol import Frame
+from facestage.tracking.tracker import ID_GRACE_FRAMES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 RESUME_LIMIT_S = 1.0  # the promise: a killed replica costs a viewer at most a second
@@ -128,7 +129,8 @@ def test_kill_a_replica_mid_stream_every_client_resumes(cluster, face):
 
     async def effects(c: Client) -> dict:
         await c.start("effects", preset="natural", faces=True, max_faces=1)
-        for img in [face] * 3 + [blank] + [face] * 4:  # lost and found again: the id is no longer 0
+        # lost for longer than the tracker's id grace and found again: the id is no longer 0
+        for img in [face] * 3 + [blank] * (ID_GRACE_FRAMES + 2) + [face] * 4:
             _, faces = await c.process(img)
         return {"ids": [f["id"] for f in faces]}
 

@@ -15,6 +15,7 @@ from facestage import testdata
 from facestage.client import Client, ServerError
 from facestage.serving import ServerThread
 from facestage.serving.security import SecurityConfig
+from facestage.tracking.tracker import ID_GRACE_FRAMES
 
 OPERATOR = "fso_test-operator-key-0123456789"
 
@@ -36,7 +37,9 @@ def test_a_dropped_effects_session_resumes_with_its_face_ids(server, face):
     async def main() -> None:
         async with Client.connect(server.ws_url) as c:
             started = await c.start("effects", preset="natural", faces=True, max_faces=1)
-            for img in [face] * 3 + [np.zeros_like(face)] + [face] * 4:  # lost and found: id 1, not 0
+            # lost for longer than the tracker's id grace and found again: id 1, not 0
+            gone = [np.zeros_like(face)] * (ID_GRACE_FRAMES + 2)
+            for img in [face] * 3 + gone + [face] * 4:
                 _, faces = await c.process(img)
             ids = [f["id"] for f in faces]
             assert ids and ids[0] != 0
