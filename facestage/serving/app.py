@@ -146,7 +146,9 @@ class App:
                     on_ready: Callable[[int], None] | None = None) -> None:
         """Serve until ``stop`` is set; ``on_ready(port)`` is called once listening (port 0 = a free one)."""
         stop = stop or asyncio.Event()
-        async with serve(self.handler, host, port, process_request=self.process_request,
+        # HTTP API calls run inside the handshake (process_request): a cold photo-avatar build takes 6-15 s on
+        # 2 busy cores, past websockets' 10 s default; 60 s still ends a stalled handshake
+        async with serve(self.handler, host, port, process_request=self.process_request, open_timeout=60,
                          create_connection=self.connection_factory(), max_size=MAX_WIRE_BYTES, max_queue=4,
                          write_limit=64 * 1024, compression=None, ping_interval=20, ping_timeout=20) as server:
             bound = server.sockets[0].getsockname()[1]
