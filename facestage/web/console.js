@@ -183,7 +183,7 @@ async function connectTalk() {
   });
   conn.on("partial", (m) => { C.partials.push(m.text); $("#partial").textContent = `… ${m.text}`; ev("partial", { text: m.text }); });
   conn.on("heard", (m) => {
-    $("#partial").textContent = ""; C.heard.push(m.text); ev("heard", { text: m.text });
+    $("#partial").textContent = ""; C.heard.push(m.text); ev("heard", { text: m.text, asr_ms: m.asr_ms });
     if (m.text) bubble("user", m.text); else toast("Sorry, I did not catch that.", "info");
   });
   conn.on("stopped", (m) => { if (m.reply) cancelReply(m.reply, m.reason); ev("stopped", { reply: m.reply, reason: m.reason }); });
