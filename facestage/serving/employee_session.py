@@ -302,7 +302,8 @@ class EmployeeSession(StreamListening, Session):
         from ..speech.asr import transcribe
 
         audio = np.frombuffer(b"".join(lst["chunks"]), "<i2").astype(np.int16)
-        heard = await self.engine.run(transcribe, audio, lst["rate"], lst["lang"], io=True)
+        # the raw hold-to-talk audio keeps Whisper's VAD pass (silence before/after); only the text is used
+        heard = await self.engine.run(transcribe, audio, lst["rate"], lst["lang"], True, 1, None, False, io=True)
         await self.out.control({"type": "heard", "text": heard.text, "language": heard.language, "final": True})
         if heard.text.strip():
             await self._start_reply(heard.text.strip(), greet=False)
