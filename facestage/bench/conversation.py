@@ -90,8 +90,8 @@ def latencies(events: list[dict], bounds: list[tuple[float, float]]) -> list[flo
     """End of each question's speech → the first audio of the answer it got, in ms (None: no answer)."""
     mic = next(e for e in events if e["type"] == "mic_first_chunk")
     capture0 = mic["t"] - MIC_CHUNK_S * 1000  # page time (ms) of the WAV's first sample
-    # the reply number follows the question order; its first audio plays LEAD_S after it is scheduled
-    firsts = [e["t"] + 120.0 for e in events if e["type"] == "first_audio"]
+    # the reply number follows the question order; its first audio plays the page's lead after it is scheduled
+    firsts = [e["t"] + e.get("lead_ms", 120.0) for e in events if e["type"] == "first_audio"]
     out: list[float | None] = []
     for _, end in bounds:
         end_ms = capture0 + end * 1000
@@ -127,7 +127,7 @@ def breakdown(events: list[dict], bounds: list[tuple[float, float]]) -> dict[str
             stages["asr"].append(heard["asr_ms"])
         stages["heard_to_reply"].append(reply["t"] - heard["t"])
         stages["reply_to_audio"].append(audio["t"] - reply["t"])
-        stages["audio_to_sound"].append(sound["t"] + 120.0 - audio["t"])
+        stages["audio_to_sound"].append(sound["t"] + sound.get("lead_ms", 120.0) - audio["t"])
     return {k: round(statistics.median(v), 1) for k, v in stages.items() if v}
 
 

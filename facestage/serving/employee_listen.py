@@ -80,19 +80,21 @@ class StreamListening:
         elif ev.kind == "pause":
             # Speculative final: transcribe what was said while the hangover runs. A run already covering all
             # the voiced audio (the last partial, or an earlier pause with no voice since) makes this needless.
-            if not self._covering(st, ev.voiced):
+            if not self._covering(st, ev.voiced, st["utterance"]):
                 self._asr(st, ev, live=True)
         elif ev.kind == "end":
             self._spawn(st, self._final(st, st["utterance"], ev, time.monotonic()))
 
-    def _covering(self, st: dict[str, Any], voiced: int) -> dict[str, Any] | None:
-        """The newest transcription run of this utterance whose audio holds every voiced sample."""
-        return next((r for r in reversed(st["runs"]) if r["covers"] >= voiced), None)
+    def _covering(self, st: dict[str, Any], voiced: int, utterance: int) -> dict[str, Any] | None:
+        """The newest transcription run of the utterance whose audio holds every voiced sample."""
+        return next((r for r in reversed(st["runs"])
+                     if r["utterance"] == utterance and r["covers"] >= voiced), None)
 
-    def _asr(self, st: dict[str, Any], ev: Any, live: bool) -> dict[str, Any]:
+    def _asr(self, st: dict[str, Any], ev: Any, live: bool, utterance: int | None = None) -> dict[str, Any]:
         """Start a transcription of ev.audio after the runs before it (one Whisper at a time on 2 cores)."""
-        run = {"covers": len(ev.audio), "task": None}
-        run["task"] = st["last"] = self._spawn(st, self._run(st, st["utterance"], ev.audio, st["last"], live))
+        utterance = st["utterance"] if utterance is None else utterance
+        run = {"utterance": utterance, "covers": len(ev.audio), "task": None}
+        run["task"] = st["last"] = self._spawn(st, self._run(st, utterance, ev.audio, st["last"], live))
         st["runs"] = [*st["runs"][-2:], run]
         return run
 
@@ -123,8 +125,8 @@ class StreamListening:
                    live: bool) -> Any:
         if prev is not None:
             await asyncio.wait([prev])
-        if self._stream is not st or st["utterance"] != utterance:
-            return None  # overtaken by a newer utterance before it started: nobody needs it
+        if live and (self._stream is not st or st["utterance"] != utterance):
+            return None  # live text of a stopped stream or an overtaken utterance: nobody needs it
         heard = await self._transcribe(st, audio)
         if live and self._stream is st and st["utterance"] == utterance and heard.text.strip():
             await self.out.control({"type": "partial", "utterance": utterance, "text": heard.text.strip(),
@@ -132,7 +134,7 @@ class StreamListening:
         return heard
 
     async def _final(self, st: dict[str, Any], utterance: int, ev: Any, t_end: float) -> None:
-        run = self._covering(st, ev.voiced)
+        run = self._covering(st, ev.voiced, utterance)
         reused = run is not None
         heard = None
         try:
@@ -141,9 +143,7 @@ class StreamListening:
                     heard = await run["task"]
             if heard is None:  # voice after the last run (or it failed): transcribe the whole utterance
                 reused = False
-                heard = await self._asr(st, ev, live=False)["task"]
-            if heard is None:
-                return  # a newer utterance took over
+                heard = await self._asr(st, ev, live=False, utterance=utterance)["task"]
         except Exception as exc:  # noqa: BLE001 - reported, the session stays up
             with contextlib.suppress(Exception):
                 await self.out.control({"type": "error", "code": "asr_failed",

@@ -29,7 +29,7 @@ from .protocol import Kind, ProtocolError, pack_frame
 
 EMPLOYEE_OPTIONS = {"brand", "key", *SCHEMAS["employee"]}  # declared once, in options.py
 MAX_LISTEN_S = 30.0  # one spoken question; longer audio is refused rather than buffered
-CLIENT_LEAD_S = 0.12  # the console schedules a reply's first chunk this far ahead (console.js playChunk)
+CLIENT_LEAD_S = 0.05  # the console schedules a reply's first chunk this far ahead (console.js LEAD_S)
 _DONE = object()
 
 

@@ -124,7 +124,10 @@ $("#upload").onchange = async () => {
 Object.assign(C, { audioLog: [], partials: [], heard: [], bargeIns: [], events: [], cancelled: [], talking: false,
   mouthAtRest: true, restDrawn: 0 });
 let restFrame = null, sources = [], replyVisemes = [];
-const LEAD_S = 0.12;  // a reply's first chunk is scheduled this far ahead (later chunks never arrive late)
+// A reply's first chunk is scheduled this far ahead: room for the audio thread's next render quanta (3 ms each)
+// and a few ms of main-thread jitter. A later chunk that arrives after its slot shifts the reply's clock (below)
+// instead of playing over its predecessor, so the lead need not cover synthesis jitter.
+const LEAD_S = 0.05;
 const ev = (type, extra = {}) => C.events.push({ type, t: performance.now(), ...extra });
 
 // ------------------------------------------------------------------------------------------- the face
@@ -204,7 +207,12 @@ function playChunk(meta, payload) {
   for (let i = 0; i < pcm.length; i++) f32[i] = pcm[i] / 32768;
   const buf = audio.createBuffer(1, f32.length, meta.sample_rate); buf.copyToChannel(f32, 0);
   const src = audio.createBufferSource(); src.buffer = buf; src.connect(audio.destination);
-  if (replyStart === null) { replyStart = audio.currentTime + LEAD_S; replyVisemes = []; ev("first_audio", { reply: meta.reply, at: replyStart }); }
+  if (replyStart === null) {
+    replyStart = audio.currentTime + LEAD_S; replyVisemes = [];
+    ev("first_audio", { reply: meta.reply, at: replyStart, lead_ms: LEAD_S * 1000 });
+  }
+  const late = audio.currentTime + 0.01 - (replyStart + meta.start_s);
+  if (late > 0) { replyStart += late; C.lateShifts = (C.lateShifts || 0) + 1; }  // after the previous chunk ended: a gap, in sync
   const start = replyStart + meta.start_s;
   src.start(start);
   const rec = { reply: meta.reply, start, end: start + buf.duration, stoppedAt: null };
