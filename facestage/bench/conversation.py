@@ -7,13 +7,12 @@ streaming Whisper), and the page's test hooks record when each answer's first au
 Measured per language: **end of user speech → first reply audio played in the page** (the end of speech is
 known exactly from the WAV; the capture clock starts one microphone chunk before the page's first chunk),
 median and p95; plus TTS real-time factor per voice and time to first audio from text.
-Writes ``bench/results/conversation.json`` (or ``$FACESTAGE_BENCH_DIR/conversation.json``).
+``facestage bench`` records the result (``--out DIR``, ``--no-save``); this module writes no file itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -191,7 +190,4 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                                 "samples_ms": lat, "answered": len(ok), "heard": state["heard"],
                                 "breakdown_ms_p50": breakdown(state["events"], bounds)}
     result["load_avg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
-    out_dir = Path(os.environ.get("FACESTAGE_BENCH_DIR", Path("bench") / "results"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "conversation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
