@@ -104,6 +104,8 @@ def test_streamed_question_gets_partial_text_then_an_answer(server, demo, questi
     assert kinds.index("partial") < kinds.index("heard")
     heard = next(m for m in msgs if isinstance(m, dict) and m.get("type") == "heard")
     assert heard["final"] and heard["language"] == "zh" and "牛奶" in heard["text"], heard
+    # no voice after the pause: the speculative transcript was the final one (no second Whisper pass)
+    assert heard["reused"] is True and heard["asr_ms"] >= 0, heard
     reply = " ".join(m["text"] for m in msgs if isinstance(m, dict) and m.get("type") == "reply")
     assert "2.5元" in reply, reply
     audio = [m for m in msgs if isinstance(m, dict) and m.get("type") == "audio"]

@@ -37,6 +37,11 @@ def test_events_follow_the_speech_and_its_end(speech):
     # the utterance handed over covers the whole question (with the onset padding)
     assert len(events[-1].audio) / 16000 >= offset - onset
     assert "partial" in kinds and not listener.speaking
+    # the pause (speculative final) comes first, over all the voiced audio the end reports: no voice after it
+    pause = [e for e in events if e.kind == "pause"][-1]
+    assert kinds.index("pause") < kinds.index("end") and pause.voiced == events[-1].voiced
+    assert len(pause.audio) >= events[-1].voiced and pause.t == events[-1].t
+    assert events[-1].voiced / 16000 >= offset - onset  # the voiced part holds the whole question
 
 
 def test_bad_audio_is_a_clear_error():

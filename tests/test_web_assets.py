@@ -90,3 +90,18 @@ def test_arkit_js_tables_match_the_python_ones():
     visemes = {v: {k: float(x) for k, x in re.findall(r"(\w+): ([\d.]+)", body)}
                for v, body in re.findall(r"^\s*(\w+): \{(.*?)\}", table, re.M)}
     assert visemes == VISEME_TO_ARKIT
+
+
+def test_preset_fallback_table_is_the_exporters_vrm_presets():
+    """arkit.js's PRESET_FALLBACK (ARKit weights → VRM presets on preset-only VRMs) is the exporter's VRM_PRESETS:
+    one table, written as JSON between markers, in both directions; every preset appears in the peel order once."""
+    import re
+    from pathlib import Path
+
+    from facestage.avatar.gltf_export import VRM_PRESETS
+
+    js = (Path(__file__).resolve().parents[1] / "facestage/web/arkit.js").read_text()
+    body = re.search(r"// PRESET_TABLE_BEGIN\nexport const PRESET_FALLBACK = (\{.*?\});\n// PRESET_TABLE_END", js, re.S)
+    assert json.loads(body.group(1)) == VRM_PRESETS
+    order = re.findall(r'"(\w+)"', re.search(r"export const PRESET_ORDER = \[(.*?)\];", js).group(1))
+    assert sorted(order) == sorted(VRM_PRESETS)

@@ -7,13 +7,12 @@ streaming Whisper), and the page's test hooks record when each answer's first au
 Measured per language: **end of user speech → first reply audio played in the page** (the end of speech is
 known exactly from the WAV; the capture clock starts one microphone chunk before the page's first chunk),
 median and p95; plus TTS real-time factor per voice and time to first audio from text.
-Writes ``bench/results/conversation.json`` (or ``$FACESTAGE_BENCH_DIR/conversation.json``).
+``facestage bench`` records the result (``--out DIR``, ``--no-save``); this module writes no file itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -90,14 +89,45 @@ def latencies(events: list[dict], bounds: list[tuple[float, float]]) -> list[flo
     """End of each question's speech → the first audio of the answer it got, in ms (None: no answer)."""
     mic = next(e for e in events if e["type"] == "mic_first_chunk")
     capture0 = mic["t"] - MIC_CHUNK_S * 1000  # page time (ms) of the WAV's first sample
-    # the reply number follows the question order; its first audio plays LEAD_S after it is scheduled
-    firsts = [e["t"] + 120.0 for e in events if e["type"] == "first_audio"]
+    # the reply number follows the question order; its first audio plays the page's lead after it is scheduled
+    firsts = [e["t"] + e.get("lead_ms", 120.0) for e in events if e["type"] == "first_audio"]
     out: list[float | None] = []
     for _, end in bounds:
         end_ms = capture0 + end * 1000
         later = [f for f in firsts if f > end_ms]
         out.append(round(later[0] - end_ms, 1) if later else None)
     return out
+
+
+def breakdown(events: list[dict], bounds: list[tuple[float, float]]) -> dict[str, float]:
+    """Median ms per stage on the page clock, end of speech → first sound:
+    ``to_heard`` (VAD end-of-speech hangover + final transcription + network; ``asr`` = the server's own
+    transcription time within it, 0 when the speculative transcript was reused), ``heard_to_reply`` (dialogue),
+    ``reply_to_audio`` (first TTS chunk), ``audio_to_sound`` (decode + the page's scheduling lead)."""
+    mic = next(e for e in events if e["type"] == "mic_first_chunk")
+    capture0 = mic["t"] - MIC_CHUNK_S * 1000
+    stages: dict[str, list[float]] = {"to_heard": [], "asr": [], "heard_to_reply": [], "reply_to_audio": [],
+                                      "audio_to_sound": []}
+
+    def first(kind: str, after: float, **match: Any) -> dict | None:
+        return next((e for e in events if e["type"] == kind and e["t"] >= after
+                     and all(e.get(k) == v for k, v in match.items())), None)
+
+    for _, end in bounds:
+        end_ms = capture0 + end * 1000
+        heard = first("heard", end_ms)
+        reply = heard and first("reply", heard["t"], index=0)
+        audio = reply and first("audio", reply["t"], reply=reply["reply"], index=0)
+        sound = audio and first("first_audio", audio["t"], reply=reply["reply"])
+        if not sound:
+            continue
+        stages["to_heard"].append(heard["t"] - end_ms)
+        if heard.get("asr_ms") is not None:
+            stages["asr"].append(heard["asr_ms"])
+        stages["heard_to_reply"].append(reply["t"] - heard["t"])
+        stages["reply_to_audio"].append(audio["t"] - reply["t"])
+        stages["audio_to_sound"].append(sound["t"] + sound.get("lead_ms", 120.0) - audio["t"])
+    return {k: round(statistics.median(v), 1) for k, v in stages.items() if v}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -157,9 +187,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                 ok = [v for v in lat if v is not None]
                 result[lang] = {"end_of_speech_to_first_audio_ms_p50": _pct(ok, 50),
                                 "end_of_speech_to_first_audio_ms_p95": _pct(ok, 95),
-                                "samples_ms": lat, "answered": len(ok), "heard": state["heard"]}
+                                "samples_ms": lat, "answered": len(ok), "heard": state["heard"],
+                                "breakdown_ms_p50": breakdown(state["events"], bounds)}
     result["load_avg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
-    out_dir = Path(os.environ.get("FACESTAGE_BENCH_DIR", Path("bench") / "results"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "conversation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result

@@ -1,7 +1,10 @@
 """Duplex listening for the employee session: VAD events → barge-in, live partial text, final transcript.
 
-Transcription (faster-whisper) runs on the I/O pool; VAD (Silero ONNX, ~0.2 ms per 32 ms window) runs
-inline as frames arrive, so speech onset is seen within one microphone chunk and a reply is stopped at once.
+Transcription (faster-whisper) runs on the I/O pool, one run at a time; VAD (Silero ONNX, ~0.2 ms per 32 ms
+window) runs inline as frames arrive, so speech onset is seen within one microphone chunk and a reply is
+stopped at once. The final transcript is speculative: a run starts at the first pause (PAUSE_S of silence) and
+overlaps the end-of-speech hangover; when no voice follows, the end of speech reuses it (no second pass), and
+so does a partial run that already held all the speech.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class StreamListening:
         await self.engine.run(_model, ASR_THREADS, io=True)  # load Whisper now, not on the first partial (~2 s)
         self._stream = {"listener": listener, "lang": lang, "langs": langs, "utterance": 0, "hint": None,
                         "prompts": {"zh": zh_prompt(self._employee.profile)},
-                        "partial_task": None, "tasks": set(), "t0": time.monotonic()}
+                        "runs": [], "last": None, "tasks": set(), "t0": time.monotonic()}
 
     async def stop_streaming(self, quiet: bool = False) -> None:
         st, self._stream = self._stream, None
@@ -67,15 +70,33 @@ class StreamListening:
     async def _on_event(self, st: dict[str, Any], ev: Any) -> None:
         if ev.kind == "start":
             st["utterance"] += 1
-            st["hint"] = st["lang"]
+            st["hint"] = st["lang"] or (st["langs"][0] if len(st["langs"]) == 1 else None)
+            st["runs"] = []
             await self.out.control({"type": "speech_start", "utterance": st["utterance"], "t": round(ev.t, 3)})
             await self.interrupt("barge_in")  # the user talks over the employee: it stops at once
         elif ev.kind == "partial":
-            busy = st["partial_task"]
-            if busy is None or busy.done():  # a 2-core CPU cannot afford a queue of partials: skip instead
-                st["partial_task"] = self._spawn(st, self._partial(st, st["utterance"], ev.audio))
+            if not any(not r["task"].done() for r in st["runs"]):  # 2 cores cannot afford a queue: skip instead
+                self._asr(st, ev, live=True)
+        elif ev.kind == "pause":
+            # Speculative final: transcribe what was said while the hangover runs. A run already covering all
+            # the voiced audio (the last partial, or an earlier pause with no voice since) makes this needless.
+            if not self._covering(st, ev.voiced, st["utterance"]):
+                self._asr(st, ev, live=True)
         elif ev.kind == "end":
-            self._spawn(st, self._final(st, st["utterance"], ev.audio, ev.t))
+            self._spawn(st, self._final(st, st["utterance"], ev, time.monotonic()))
+
+    def _covering(self, st: dict[str, Any], voiced: int, utterance: int) -> dict[str, Any] | None:
+        """The newest transcription run of the utterance whose audio holds every voiced sample."""
+        return next((r for r in reversed(st["runs"])
+                     if r["utterance"] == utterance and r["covers"] >= voiced), None)
+
+    def _asr(self, st: dict[str, Any], ev: Any, live: bool, utterance: int | None = None) -> dict[str, Any]:
+        """Start a transcription of ev.audio after the runs before it (one Whisper at a time on 2 cores)."""
+        utterance = st["utterance"] if utterance is None else utterance
+        run = {"utterance": utterance, "covers": len(ev.audio), "task": None}
+        run["task"] = st["last"] = self._spawn(st, self._run(st, utterance, ev.audio, st["last"], live))
+        st["runs"] = [*st["runs"][-2:], run]
+        return run
 
     def _spawn(self, st: dict[str, Any], coro: Any) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -85,46 +106,54 @@ class StreamListening:
         return task
 
     async def _transcribe(self, st: dict[str, Any], audio: np.ndarray) -> Any:
-        from ..speech.asr import WHISPER_RATE, transcribe
+        from ..speech.asr import WHISPER_RATE, transcribe_utterance
 
-        # Language detection costs a second Whisper pass (measured 1.25 s vs 0.65 s for 2 s of speech):
-        # detect on the first partial of an utterance and reuse the answer for the rest of it.
+        # One Whisper encoder pass per run: the language is read from the same encoding the text is decoded
+        # from (transcribe with language=None encoded twice: 1.25 s vs 0.65 s for 2 s of speech), and the
+        # detected language picks its prompt. The first run's language is kept for the rest of the utterance.
         hint = st["hint"]
-        heard = await self.engine.run(transcribe, audio, WHISPER_RATE, hint, True, ASR_THREADS,
-                                      st["prompts"].get(hint), io=True)
+        heard = await self.engine.run(transcribe_utterance, audio, WHISPER_RATE, hint, ASR_THREADS,
+                                      st["prompts"], io=True)
         if heard.language not in st["langs"]:  # a language the brand does not speak: read it as its first
             hint = st["langs"][0]
-            heard = await self.engine.run(transcribe, audio, WHISPER_RATE, hint, True, ASR_THREADS,
-                                          st["prompts"].get(hint), io=True)
+            heard = await self.engine.run(transcribe_utterance, audio, WHISPER_RATE, hint, ASR_THREADS,
+                                          st["prompts"], io=True)
         st["hint"] = st["hint"] or heard.language
         return heard
 
-    async def _partial(self, st: dict[str, Any], utterance: int, audio: np.ndarray) -> None:
-        try:
-            heard = await self._transcribe(st, audio)
-        except Exception as exc:  # noqa: BLE001 - live text is best effort; the final transcript reports errors
-            log.warning("partial transcription failed: %s", exc)
-            return
-        if self._stream is st and st["utterance"] == utterance and heard.text.strip():
+    async def _run(self, st: dict[str, Any], utterance: int, audio: np.ndarray, prev: asyncio.Task | None,
+                   live: bool) -> Any:
+        if prev is not None:
+            await asyncio.wait([prev])
+        if live and (self._stream is not st or st["utterance"] != utterance):
+            return None  # live text of a stopped stream or an overtaken utterance: nobody needs it
+        heard = await self._transcribe(st, audio)
+        if live and self._stream is st and st["utterance"] == utterance and heard.text.strip():
             await self.out.control({"type": "partial", "utterance": utterance, "text": heard.text.strip(),
                                     "language": heard.language})
+        return heard
 
-    async def _final(self, st: dict[str, Any], utterance: int, audio: np.ndarray, end_t: float) -> None:
-        busy = st["partial_task"]
-        if busy is not None and not busy.done():
-            # Let the running partial finish first: it detects the language (the final then skips detection
-            # and gets the right prompt), and on 2 cores the two would only slow each other down.
-            await asyncio.wait([busy], timeout=3.0)
+    async def _final(self, st: dict[str, Any], utterance: int, ev: Any, t_end: float) -> None:
+        run = self._covering(st, ev.voiced, utterance)
+        reused = run is not None
+        heard = None
         try:
-            heard = await self._transcribe(st, audio)
+            if run is not None:  # a run over the same speech is done or under way: its text is the final one
+                with contextlib.suppress(Exception):
+                    heard = await run["task"]
+            if heard is None:  # voice after the last run (or it failed): transcribe the whole utterance
+                reused = False
+                heard = await self._asr(st, ev, live=False, utterance=utterance)["task"]
         except Exception as exc:  # noqa: BLE001 - reported, the session stays up
             with contextlib.suppress(Exception):
                 await self.out.control({"type": "error", "code": "asr_failed",
                                         "message": f"could not transcribe the question: {exc}"})
             return
         text = heard.text.strip()
+        # asr_ms: how long the answer waited for the transcript after the end of speech was detected
         await self.out.control({"type": "heard", "text": text, "language": heard.language, "final": True,
-                                "utterance": utterance, "end_s": round(end_t, 3)})
+                                "utterance": utterance, "end_s": round(ev.t, 3), "reused": reused,
+                                "asr_ms": round((time.monotonic() - t_end) * 1000, 1)})
         if text and st["utterance"] == utterance:  # not overtaken by a newer utterance
             await self._start_reply(text, greet=False)
 

@@ -29,7 +29,7 @@ from .protocol import Kind, ProtocolError, pack_frame
 
 EMPLOYEE_OPTIONS = {"brand", "key", *SCHEMAS["employee"]}  # declared once, in options.py
 MAX_LISTEN_S = 30.0  # one spoken question; longer audio is refused rather than buffered
-CLIENT_LEAD_S = 0.12  # the console schedules a reply's first chunk this far ahead (console.js playChunk)
+CLIENT_LEAD_S = 0.05  # the console schedules a reply's first chunk this far ahead (console.js LEAD_S)
 _DONE = object()
 
 
@@ -302,7 +302,8 @@ class EmployeeSession(StreamListening, Session):
         from ..speech.asr import transcribe
 
         audio = np.frombuffer(b"".join(lst["chunks"]), "<i2").astype(np.int16)
-        heard = await self.engine.run(transcribe, audio, lst["rate"], lst["lang"], io=True)
+        # the raw hold-to-talk audio keeps Whisper's VAD pass (silence before/after); only the text is used
+        heard = await self.engine.run(transcribe, audio, lst["rate"], lst["lang"], True, 1, None, False, io=True)
         await self.out.control({"type": "heard", "text": heard.text, "language": heard.language, "final": True})
         if heard.text.strip():
             await self._start_reply(heard.text.strip(), greet=False)

@@ -5,7 +5,13 @@ the ``silero-vad`` wheel, ``load_silero_vad(onnx=True)``) on 32 ms windows and e
 
 - ``start``   — speech began (after MIN_SPEECH_S of voiced windows): the trigger for barge-in;
 - ``partial`` — every PARTIAL_EVERY_S of speech, the audio so far (the caller transcribes it for live text);
+- ``pause``   — PAUSE_S of silence after speech: the utterance so far, to transcribe *speculatively* while
+  the hangover runs (if no voice follows, that transcript is the final one: no second Whisper pass after
+  ``end``);
 - ``end``     — MIN_SILENCE_S of silence after speech: the whole utterance, to transcribe and answer.
+
+Every event with audio says how much of it is voiced (``voiced``: samples up to the last voiced window), so a
+transcript of earlier audio can be reused when it already covers all the speech.
 
 Pure and synchronous (no asyncio): the session decides where transcription runs.
 """
@@ -27,6 +33,7 @@ THRESHOLD = 0.5  # speech probability (Silero's recommended default)
 MIN_SPEECH_S = 0.096  # 3 windows: a click or a cough shorter than this is not a question (nor a barge-in)
 MIN_SILENCE_S = 0.35  # a pause this long ends the utterance: shorter than a turn gap (~0.5 s), longer than
 # the pauses between words and at commas (0.1-0.3 s in our own TTS and in read speech)
+PAUSE_S = 0.096  # 3 silent windows: the speech has probably ended; Silero's own release makes shorter unsafe
 PAD_S = 0.15  # audio kept before the detected onset, so the first consonant is not cut off
 PARTIAL_EVERY_S = 0.8  # live text refresh: often enough to look live, rare enough for a 2-core CPU
 MAX_UTTERANCE_S = 30.0  # Whisper's window; a longer monologue is cut and answered
@@ -45,9 +52,10 @@ def _load_vad() -> Any:
 
 @dataclass
 class Event:
-    kind: str  # "start" | "partial" | "end"
-    audio: np.ndarray | None = None  # int16 at 16 kHz: the utterance so far (partial) or whole (end)
-    t: float = 0.0  # stream time (s) of the event: onset for start, end of speech for end
+    kind: str  # "start" | "partial" | "pause" | "end"
+    audio: np.ndarray | None = None  # int16 at 16 kHz: the utterance so far (partial, pause) or whole (end)
+    t: float = 0.0  # stream time (s) of the event: onset for start, end of speech for pause and end
+    voiced: int = 0  # samples of audio up to the end of its last voiced window (the rest is silence)
 
 
 class Listener:
@@ -61,6 +69,7 @@ class Listener:
         self._torch = torch
         self.sample_rate = sample_rate
         self.min_silence = int(min_silence_s * RATE / WINDOW)
+        self.pause = max(1, min(self.min_silence - 1, round(PAUSE_S * RATE / WINDOW)))
         self._model = _load_vad()
         self._pending = np.zeros(0, np.int16)  # 16 kHz samples not yet in a full window
         self._history = np.zeros(0, np.int16)  # recent audio before an onset (PAD_S)
@@ -107,15 +116,18 @@ class Listener:
         self._since_partial += 1
         self._silent = 0 if voiced else self._silent + 1
         total = sum(len(s) for s in self._speech)
+        voiced_to = total - self._silent * WINDOW
+        end = (self.samples - self._silent * WINDOW) / RATE
         if self._silent >= self.min_silence or total >= MAX_UTTERANCE_S * RATE:
             audio = np.concatenate(self._speech)
-            end = (self.samples - self._silent * WINDOW) / RATE
             self._speaking, self._speech, self._voiced = False, [], 0
             self._model.reset_states()
-            return [Event("end", audio, t=end)]
+            return [Event("end", audio, t=end, voiced=voiced_to)]
+        if self._silent == self.pause:
+            return [Event("pause", np.concatenate(self._speech), t=end, voiced=voiced_to)]
         if self._since_partial * WINDOW >= PARTIAL_EVERY_S * RATE and voiced:
             self._since_partial = 0
-            return [Event("partial", np.concatenate(self._speech), t=self.samples / RATE)]
+            return [Event("partial", np.concatenate(self._speech), t=self.samples / RATE, voiced=total)]
         return []
 
     def flush(self) -> list[Event]:
@@ -124,4 +136,4 @@ class Listener:
             return []
         audio = np.concatenate(self._speech)
         self._speaking, self._speech = False, []
-        return [Event("end", audio, t=self.samples / RATE)]
+        return [Event("end", audio, t=self.samples / RATE, voiced=len(audio))]

@@ -10,22 +10,35 @@ export const ARKIT = ["browDownLeft", "browDownRight", "browInnerUp", "browOuter
   "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
   "tongueOut"];
 
-// VRM 1.0 preset ← ARKit mix, used only when a VRM has no ARKit-named (perfect-sync) expressions. Each preset
-// takes the mean of its sources times the gain; the inverse of facestage/avatar/gltf_export.py's VRM_PRESETS
-// (documented in docs/web3d.md). Eye direction goes through the VRM lookAt (yaw/pitch), not these presets.
+// VRM 1.0 presets as ARKit mixes, for VRMs without ARKit-named (perfect-sync) expressions: the same table as
+// facestage/avatar/gltf_export.py's VRM_PRESETS (the exporter binds preset p to these morphs at these weights;
+// tests/test_web_assets.py compares the two; docs/web3d.md documents it). JSON between the markers.
+// Eye direction goes through the VRM lookAt (yaw/pitch), not presets.
+// PRESET_TABLE_BEGIN
 export const PRESET_FALLBACK = {
-  aa: [["jawOpen"], 1.0],
-  ih: [["mouthStretchLeft", "mouthStretchRight"], 1.0],
-  ou: [["mouthPucker"], 1.0],
-  ee: [["mouthSmileLeft", "mouthSmileRight"], 0.5],
-  oh: [["mouthFunnel"], 1.0],
-  blinkLeft: [["eyeBlinkLeft"], 1.0],
-  blinkRight: [["eyeBlinkRight"], 1.0],
-  happy: [["mouthSmileLeft", "mouthSmileRight"], 1.0],
-  angry: [["browDownLeft", "browDownRight"], 1.0],
-  sad: [["mouthFrownLeft", "mouthFrownRight"], 1.0],
-  surprised: [["eyeWideLeft", "eyeWideRight"], 1.0],
+  "aa": {"jawOpen": 1.0}, "ih": {"mouthStretchLeft": 1.0, "mouthStretchRight": 1.0},
+  "ou": {"mouthPucker": 1.0}, "ee": {"mouthSmileLeft": 0.6, "mouthSmileRight": 0.6}, "oh": {"mouthFunnel": 1.0},
+  "blink": {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}, "blinkLeft": {"eyeBlinkLeft": 1.0},
+  "blinkRight": {"eyeBlinkRight": 1.0}, "happy": {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0},
+  "angry": {"browDownLeft": 1.0, "browDownRight": 1.0}, "sad": {"mouthFrownLeft": 1.0, "mouthFrownRight": 1.0},
+  "surprised": {"eyeWideLeft": 1.0, "eyeWideRight": 1.0, "browInnerUp": 0.8}
 };
+// PRESET_TABLE_END
+// Presets share ARKit shapes (blink and blinkLeft both hold eyeBlinkLeft; happy and ee both smile), so each
+// weight is spent once: in this order, a preset takes the largest value whose mix still fits inside what is
+// left (min over its shapes of left/weight), and that mix is subtracted. Both eyes shut → blink, one eye →
+// blinkLeft/Right; a smile → happy before ee. Order: whole-face presets first, then the mouth shapes.
+export const PRESET_ORDER = ["blink", "blinkLeft", "blinkRight", "happy", "angry", "sad", "surprised", "aa", "ih", "ou", "oh", "ee"];
+export function presetValues(weights) {
+  const left = { ...weights }, out = {};
+  for (const p of PRESET_ORDER) {
+    const mix = Object.entries(PRESET_FALLBACK[p]);
+    const v = Math.max(0, Math.min(1, ...mix.map(([k, x]) => (left[k] || 0) / x)));
+    out[p] = v;
+    for (const [k, x] of mix) left[k] = (left[k] || 0) - v * x;
+  }
+  return out;
+}
 
 export const VISEME_TO_ARKIT = {
   sil: {},

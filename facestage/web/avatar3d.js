@@ -3,7 +3,7 @@
 import * as THREE from "three";
 import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { VRMLoaderPlugin, VRMUtils } from "@pixiv/three-vrm";
-import { ARKIT, PRESET_FALLBACK, decodeWeights, visemeWeights } from "./arkit.js";
+import { ARKIT, PRESET_FALLBACK, presetValues, decodeWeights, visemeWeights } from "./arkit.js";
 
 const DEG = Math.PI / 180;
 const NECK_SHARE = 0.3;  // as the server's Rig: the neck takes 30 % of the head turn
@@ -30,7 +30,8 @@ export class Avatar3D {
     this.mouth = null; this.lookTarget = null; this.clock = new THREE.Timer(); this.onFrame = null;
     this.pending = [];  // packet timestamps not drawn yet: glass-to-glass latency is measured when they are
     this.stats = { ready: false, error: null, framesRendered: 0, weightsApplied: 0, packets: 0, lastWeights: {},
-                   latency: null, latencies: [], fps: null, kind: null, slow: false };
+                   latency: null, latencies: [], fps: null, kind: null, slow: false,
+                   visemeTime: null, avSyncErrorMs: null, avSyncErrors: [], presets: {} };
     if (hooks) window.fsAvatar3d = this.stats;
     this._resize();
     new ResizeObserver(() => this._resize()).observe(canvas);
@@ -85,8 +86,10 @@ export class Avatar3D {
     const byLower = new Map(names.map((n) => [n.toLowerCase(), n]));
     this.direct = new Map();
     for (const k of ARKIT) { const n = byLower.get(k.toLowerCase()); if (n) this.direct.set(k, n); }
-    this.presets = this.direct.size >= 26 ? [] :
-      Object.entries(PRESET_FALLBACK).filter(([p]) => byLower.has(p.toLowerCase())).map(([p, src]) => [byLower.get(p.toLowerCase()), ...src]);
+    // the model's own expression name for each fallback preset it has ("Blink", "blink"…)
+    this.presets = this.direct.size >= 26 ? null :
+      Object.fromEntries(Object.keys(PRESET_FALLBACK).filter((p) => byLower.has(p.toLowerCase())).map((p) => [p, byLower.get(p.toLowerCase())]));
+    this.stats.fallback = !!this.presets;
   }
 
   // A plain GLB: morph targets named with ARKit names (optionally prefixed, "blendShape1.jawOpen").
@@ -110,9 +113,26 @@ export class Avatar3D {
   }
   setWeightsBinary(payload, timestamp) { const { weights, pose } = decodeWeights(payload); this.setWeights(weights, pose, timestamp); }
 
-  // Speech: timed visemes of the current audio chunk and a clock returning seconds into it (the audio clock).
-  speak(visemes, clock) { this.mouth = { visemes, clock }; }
+  // Speech: timed visemes [[start, end, viseme], …] and a clock returning the seconds into them being heard now
+  // (the Web Audio clock of the scheduled audio). sync = {ctx: AudioContext, start: the visemes' zero on
+  // ctx.currentTime}: each frame then measures the lip-sync error against the audio device's own output
+  // timestamp (AudioContext.getOutputTimestamp, a different clock pair), as stats.avSyncErrorMs.
+  speak(visemes, clock, sync = null) { this.mouth = { visemes, clock, sync }; }
   silence() { this.mouth = null; }
+
+  // Applied viseme time vs the audio being heard at this moment, from the device's output timestamp
+  // (contextTime of the sample at the speakers, at performanceTime) carried forward to now.
+  _syncError(t) {
+    this.stats.visemeTime = t;
+    const sync = this.mouth.sync;
+    if (!sync || !sync.ctx.getOutputTimestamp) return;
+    const ts = sync.ctx.getOutputTimestamp();
+    if (!ts.performanceTime) return;  // the device has not started yet
+    const heard = ts.contextTime + (performance.now() - ts.performanceTime) / 1000 - sync.start;
+    if (heard < 0) return;  // before the first sample: nothing to align with
+    const err = (t - heard) * 1000, s = this.stats;
+    s.avSyncErrorMs = err; s.avSyncErrors.push(err); if (s.avSyncErrors.length > 600) s.avSyncErrors.shift();
+  }
 
   // Eyes (lookAt) and head follow an Object3D, e.g. the XR viewer's camera.
   lookAtObject(obj) { this.lookTarget = obj; if (this.vrm && this.vrm.lookAt) this.vrm.lookAt.target = obj; }
@@ -124,10 +144,17 @@ export class Avatar3D {
 
   _blend(dt) {
     const a = 1 - Math.exp(-dt / SMOOTH_S);
-    const mouth = this.mouth ? visemeWeights(this.mouth.visemes, this.mouth.clock()) : null;
+    let mouth = null;
+    if (this.mouth) {
+      const t = this.mouth.clock();
+      mouth = visemeWeights(this.mouth.visemes, t);
+      this._syncError(t);
+    }
     for (const k of ARKIT) {
-      let t = this.target[k] || 0;
-      if (mouth && MOUTH.has(k)) t = mouth[k] || 0;
+      // Speech visemes are applied as they are, not eased: easing would put the mouth ~τ behind the voice,
+      // and visemeWeights already cross-fades neighbouring visemes (symmetric, so it adds no lag).
+      if (mouth && MOUTH.has(k)) { this.current[k] = mouth[k] || 0; continue; }
+      const t = this.target[k] || 0;
       this.current[k] = (this.current[k] || 0) + a * (t - (this.current[k] || 0));
     }
     for (const k of ["yaw", "pitch", "roll"]) this.curPose[k] += a * ((this.pose[k] || 0) - this.curPose[k]);
@@ -142,7 +169,11 @@ export class Avatar3D {
       const em = this.vrm.expressionManager;
       if (em) {
         for (const [k, n] of this.direct) em.setValue(n, w[k]);
-        for (const [n, src, gain] of this.presets) em.setValue(n, Math.min(1, gain * src.reduce((s, k) => s + w[k], 0) / src.length));
+        if (this.presets) {
+          const v = presetValues(w);
+          for (const [p, n] of Object.entries(this.presets)) em.setValue(n, v[p]);
+          this.stats.presets = v;
+        }
       }
       const h = this.vrm.humanoid;
       const head = h.getNormalizedBoneNode("head"), neck = h.getNormalizedBoneNode("neck");

@@ -1,5 +1,5 @@
 // Brand console: sign in with a brand key, edit the virtual employee, and talk to it (voice + lip-synced face).
-import { Connection, Kind, drawEncoded, getJSON, toast, el } from "./fs.js";
+import { Connection, Kind, avatarURL, drawEncoded, getJSON, toast, el } from "./fs.js";
 
 const $ = (s) => document.querySelector(s);
 const C = window.fsConsole = { brand: null, key: null, profile: null, replies: [], audioChunks: 0, audioSeconds: 0,
@@ -123,14 +123,51 @@ $("#upload").onchange = async () => {
 // seconds (so tests can prove two answers never sound at once), partials/heard texts, bargeIns, events.
 Object.assign(C, { audioLog: [], partials: [], heard: [], bargeIns: [], events: [], cancelled: [], talking: false,
   mouthAtRest: true, restDrawn: 0 });
-let restFrame = null, sources = [];
-const LEAD_S = 0.12;  // a reply's first chunk is scheduled this far ahead (later chunks never arrive late)
+let restFrame = null, sources = [], replyVisemes = [];
+// A reply's first chunk is scheduled this far ahead: room for the audio thread's next render quanta (3 ms each)
+// and a few ms of main-thread jitter. A later chunk that arrives after its slot shifts the reply's clock (below)
+// instead of playing over its predecessor, so the lead need not cover synthesis jitter.
+const LEAD_S = 0.05;
 const ev = (type, extra = {}) => C.events.push({ type, t: performance.now(), ...extra });
 
-function connectTalk() {
-  if (conn) conn.close();
+// ------------------------------------------------------------------------------------------- the face
+// In 3D by this browser (avatar3d.js, the employee's VRM from GET /v1/avatars/NAME.vrm), its mouth driven by the
+// viseme track of each audio chunk on the Web Audio clock. Without WebGL, or when the model cannot load, the
+// server renders the face instead (JPEG frames timed on the same clock, the 2D canvas).
+let av = null, avName = null;
+const webgl = (() => { try { return !!document.createElement("canvas").getContext("webgl2"); } catch (e) { return false; } })();
+async function face3d() {
+  if (!webgl) return false;
+  const name = C.profile.avatar === "default" || !C.profile.avatar ? "ava" : C.profile.avatar;
+  try {
+    if (!av) { const { Avatar3D } = await import("./avatar3d.js"); av = new Avatar3D($("#face3d"), { framing: "head" }); av.start(); C.av = av; }
+    if (avName !== name) {
+      avName = name;
+      if (!(await av.load(avatarURL(name, C.brand), { Authorization: `Bearer ${C.key}` }))) throw new Error(av.stats.error);
+    }
+    $("#face3d").classList.remove("hidden"); $("#face").classList.add("hidden");
+    // the brand's background colour behind the transparent 3D canvas, as the server-rendered face has it
+    $("#talk-stage").style.background = /^#[0-9a-f]{6}$/i.test(C.profile.background) ? C.profile.background : "";
+    return true;
+  } catch (e) {
+    avName = null; toast(`3D view unavailable (${e.message}): the server draws the face`, "info");
+    $("#face3d").classList.add("hidden"); $("#face").classList.remove("hidden");
+    return false;
+  }
+}
+// The audio position heard now, in seconds into the reply: the chunk schedule is on audio.currentTime, and
+// what leaves the speakers lags it by the output latency.
+const replyClock = () => audio.currentTime - (audio.baseLatency || 0) - (audio.outputLatency || 0) - replyStart;
+
+let talkGen = 0;
+async function connectTalk() {
+  if (conn) { conn.close(); conn = null; }
   replyStart = null; C.frames = [];
-  conn = new Connection({ onOpen: (c) => c.send({ type: "start", session: "employee", options: { brand: C.brand, key: C.key, size: 320, fps: 25 } }) });
+  const gen = ++talkGen;
+  C.face3d = await face3d();
+  if (gen !== talkGen) return;  // a newer connectTalk (saved again meanwhile) owns the connection
+  const frames = !C.face3d;  // a 3D face needs no server-rendered frames
+  conn = new Connection({ onOpen: (c) => c.send({ type: "start", session: "employee", options: { brand: C.brand, key: C.key, size: 320, fps: 25, frames } }) });
   conn.on("started", (m) => { C.started = m; if (!$("#chat").children.length) bubble("bot", m.greeting); });
   conn.on("error", (m) => { C.errors.push(m); toast(m.message); });
   conn.on("reply", (m) => {
@@ -149,7 +186,7 @@ function connectTalk() {
   });
   conn.on("partial", (m) => { C.partials.push(m.text); $("#partial").textContent = `… ${m.text}`; ev("partial", { text: m.text }); });
   conn.on("heard", (m) => {
-    $("#partial").textContent = ""; C.heard.push(m.text); ev("heard", { text: m.text });
+    $("#partial").textContent = ""; C.heard.push(m.text); ev("heard", { text: m.text, asr_ms: m.asr_ms });
     if (m.text) bubble("user", m.text); else toast("Sorry, I did not catch that.", "info");
   });
   conn.on("stopped", (m) => { if (m.reply) cancelReply(m.reply, m.reason); ev("stopped", { reply: m.reply, reason: m.reason }); });
@@ -170,12 +207,21 @@ function playChunk(meta, payload) {
   for (let i = 0; i < pcm.length; i++) f32[i] = pcm[i] / 32768;
   const buf = audio.createBuffer(1, f32.length, meta.sample_rate); buf.copyToChannel(f32, 0);
   const src = audio.createBufferSource(); src.buffer = buf; src.connect(audio.destination);
-  if (replyStart === null) { replyStart = audio.currentTime + LEAD_S; ev("first_audio", { reply: meta.reply, at: replyStart }); }
+  if (replyStart === null) {
+    replyStart = audio.currentTime + LEAD_S; replyVisemes = [];
+    ev("first_audio", { reply: meta.reply, at: replyStart, lead_ms: LEAD_S * 1000 });
+  }
+  const late = audio.currentTime + 0.01 - (replyStart + meta.start_s);
+  if (late > 0) { replyStart += late; C.lateShifts = (C.lateShifts || 0) + 1; }  // after the previous chunk ended: a gap, in sync
   const start = replyStart + meta.start_s;
   src.start(start);
   const rec = { reply: meta.reply, start, end: start + buf.duration, stoppedAt: null };
   sources.push({ src, rec }); C.audioLog.push(rec);
   C.audioChunks++; C.audioSeconds += buf.duration; C.mouthAtRest = false;
+  if (av && C.face3d) {  // visemes are absolute within the reply, as the chunks' start_s
+    replyVisemes.push(...meta.visemes);
+    av.speak(replyVisemes, replyClock, { ctx: audio, start: replyStart });
+  }
   $("#speaking").classList.remove("hidden");
   src.onended = () => { if (!isPlaying()) { $("#speaking").classList.add("hidden"); restMouth(); } };
 }
@@ -195,6 +241,7 @@ function cancelReply(reply, reason) {
 }
 function restMouth() {
   C.mouthAtRest = true;
+  if (av && C.face3d) { av.silence(); C.restDrawn++; }
   if (restFrame) { drawEncoded($("#face"), restFrame.kind, restFrame.payload); C.restDrawn++; }
 }
 function playedSeconds() { return audio && replyStart !== null ? Math.max(0, audio.currentTime - replyStart) : 0; }

@@ -11,7 +11,8 @@ import { Avatar3D } from "./avatar3d.js";
 const $ = (s) => document.querySelector(s);
 const params = new URLSearchParams(location.search);
 const X = window.fsXR = { state: "loading", mode: "inline", views: 0, framesRendered: 0, error: null, offered: {},
-                          replies: [], repliesEnded: 0, audioChunks: 0, mouthWhileSpeaking: [], reconnects: 0 };
+                          replies: [], repliesEnded: 0, audioChunks: 0, mouthWhileSpeaking: [], reconnects: 0,
+                          partials: [], heard: [], cancelled: [], events: [] };
 function say(text, bad = false) { const m = $("#msg"); m.textContent = text; m.style.background = bad ? "var(--bad)" : ""; if (bad) X.error = text; }
 
 if (params.get("emulate") === "quest3") {
@@ -81,10 +82,10 @@ function place() {
   av.root.position.y = 1.55 - y;
 }
 
-let audio = null, pending = [];
+let audio = null, pending = [], sources = [], reply = null;
 const speech = { start: null, end: 0, visemes: [] };
 function play(meta, payload) {
-  if (!meta) return;
+  if (!meta || X.cancelled.includes(meta.reply)) return;  // a stopped answer's late chunks stay silent
   audio ||= new AudioContext(); audio.resume();
   const pcm = new Int16Array(payload), f32 = new Float32Array(pcm.length);
   for (let i = 0; i < pcm.length; i++) f32[i] = pcm[i] / 32768;
@@ -92,9 +93,20 @@ function play(meta, payload) {
   const src = audio.createBufferSource(); src.buffer = buf; src.connect(audio.destination);
   if (speech.start === null) { speech.start = audio.currentTime + 0.1; speech.visemes = []; }
   src.start(speech.start + meta.start_s);  // chunk i plays at its start_s on the reply's audio clock
+  sources.push({ src, reply: meta.reply });
+  src.onended = () => { sources = sources.filter((x) => x.src !== src); };
   speech.visemes.push(...meta.visemes); speech.end = Math.max(speech.end, meta.start_s + meta.duration_s);
   av.speak(speech.visemes, () => audio.currentTime - speech.start);  // visemes are absolute within the reply
   X.audioChunks++;
+}
+// Barge-in or stop: every scheduled chunk of the answer is cancelled and the mouth goes back to rest.
+function cancel(r, reason) {
+  if (r == null || X.cancelled.includes(r)) return;
+  X.cancelled.push(r);
+  for (const s of sources.filter((x) => x.reply === r)) { try { s.src.stop(); } catch (e) { /* already ended */ } }
+  sources = sources.filter((x) => x.reply !== r);
+  if (reply === r) { speech.start = null; av.silence(); }
+  X.events.push({ type: "cancelled", reply: r, reason, t: performance.now() });
 }
 
 async function employee() {
@@ -113,12 +125,32 @@ async function employee() {
     say(av.stats.error ? `${av.stats.error} · ${ready}` : ready, !!av.stats.error);  // a missing body stays visible
   });
   conn.on("error", (m) => say(m.message, true));
-  conn.on("reply", (m) => { if (m.index === 0) { speech.start = null; speech.end = 0; pending = []; } X.replies.push(m.text); say(m.text); });
+  conn.on("reply", (m) => {
+    if (X.cancelled.includes(m.reply)) return;
+    if (m.index === 0) { reply = m.reply; speech.start = null; speech.end = 0; }
+    X.replies.push(m.text); say(m.text);
+  });
   conn.on("audio", (m) => pending.push(m));
   conn.on("reply_end", () => { X.repliesEnded++; });
-  conn.on("heard", (m) => say(m.text ? `You: ${m.text}` : "Sorry, I did not catch that."));
+  // Hands-free talking: the server's VAD reports speech (barge-in), partial text while the user speaks, then
+  // the final transcript; the page shows each at once, like the console.
+  conn.on("speech_start", (m) => {
+    X.events.push({ type: "speech_start", utterance: m.utterance, t: performance.now() });
+    if (sources.length) cancel(reply, "barge_in");
+  });
+  conn.on("partial", (m) => { X.partials.push(m.text); X.events.push({ type: "partial", t: performance.now() }); say(`You: … ${m.text}`); });
+  conn.on("heard", (m) => {
+    X.heard.push(m.text); X.events.push({ type: "heard", t: performance.now() });
+    say(m.text ? `You: ${m.text}` : "Sorry, I did not catch that.");
+  });
+  conn.on("stopped", (m) => cancel(m.reply, m.reason));
   conn.onFrame((f) => { if (f.kind === Kind.PCM16) play(pending.shift(), f.payload); });
-  const ask = () => { const q = $("#q").value.trim(); if (!q) return; audio ||= new AudioContext(); audio.resume(); conn.send({ type: "say", text: q }); $("#q").value = ""; };
+  const ask = () => {
+    const q = $("#q").value.trim(); if (!q) return;
+    audio ||= new AudioContext(); audio.resume();
+    if (sources.length) { conn.send({ type: "stop", played_s: Math.max(0, audio.currentTime - (speech.start ?? audio.currentTime)) }); cancel(reply, "stop"); }
+    conn.send({ type: "say", text: q }); $("#q").value = "";
+  };
   $("#ask").onclick = ask;
   $("#q").onkeydown = (e) => { if (e.key === "Enter") ask(); };
   await conn.open();
@@ -136,25 +168,31 @@ async function mirror(channel) {
   await conn.open();
 }
 
-// Hold a voice turn: microphone PCM16 between "listen" and "listen_end" (the employee session transcribes it).
+// Talk: hands-free, as the console — microphone PCM16 in "stream" mode (the server's VAD finds each question,
+// sends partial text and lets the user interrupt the answer by speaking) until Talk is pressed again.
+// ?talk=hold keeps hold-to-talk: one transcription between "listen" and "listen_end".
 let mic = null;
 async function toggleTalk() {
   if (!X.conn || params.get("mirror")) return;
   audio ||= new AudioContext(); audio.resume();
-  if (mic) { mic.stop(); mic = null; X.conn.send({ type: "listen_end" }); $("#talk").textContent = "Talk"; return; }
+  if (mic) { mic.stop(); mic = null; X.conn.send({ type: "listen_end" }); $("#talk").textContent = "Talk"; X.talking = false; return; }
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true,
+      noiseSuppression: true, autoGainControl: true } });
     const src = audio.createMediaStreamSource(stream), proc = audio.createScriptProcessor(4096, 1, 1);
+    const mute = audio.createGain(); mute.gain.value = 0;  // keeps the processor running without playing the mic
     let seq = 0;
-    X.conn.send({ type: "listen", sample_rate: audio.sampleRate });
+    X.conn.send({ type: "listen", sample_rate: audio.sampleRate, mode: params.get("talk") === "hold" ? "hold" : "stream" });
     proc.onaudioprocess = (e) => {
       const f = e.inputBuffer.getChannelData(0), pcm = new Int16Array(f.length);
       for (let i = 0; i < f.length; i++) pcm[i] = Math.max(-1, Math.min(1, f[i])) * 32767;
+      if (seq === 0) X.events.push({ type: "mic_first_chunk", label: stream.getAudioTracks()[0].label, t: performance.now() });
       X.conn.sendFrame(Kind.PCM16, seq++, 0, pcm.buffer);
     };
-    src.connect(proc); proc.connect(audio.destination);
-    mic = { stop: () => { proc.disconnect(); src.disconnect(); stream.getTracks().forEach((t) => t.stop()); } };
-    $("#talk").textContent = "Stop talking";
+    src.connect(proc); proc.connect(mute); mute.connect(audio.destination);
+    mic = { stop: () => { proc.disconnect(); src.disconnect(); mute.disconnect(); stream.getTracks().forEach((t) => t.stop()); } };
+    X.talking = true;
+    $("#talk").textContent = "Listening — press to end";
   } catch (e) { say(`Microphone unavailable: ${e.message}`, true); }
 }
 $("#talk").onclick = toggleTalk;
