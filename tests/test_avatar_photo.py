@@ -22,9 +22,10 @@ SIZE = 448
 BACKGROUND = (0.55, 0.6, 0.65)
 YAWS = (-45, -30, -15, 0, 15, 30, 45)
 PITCHES = (-20, 20)
-# Measured: MediaPipe finds no face on grace_hopper's avatar looking down 20 degrees (as on the built-in
-# walter, another older face); -15 is tracked. Not solved yet.
-MIN_PITCH = {"grace_hopper": -15}
+# Per-avatar pitch caps: none. (grace_hopper's avatar looking down 20 degrees was once capped at -15: its mesh
+# fitted the rigid reference as badly as an upside-down face's does; the tracker now asks the face detector
+# which way up it is, see facestage/tracking/upright.py.)
+MIN_PITCH: dict[str, int] = {}
 LIMIT_DEG = 7.0
 # Frontal render vs photo, mean landmark distance / inter-ocular distance after a 2-D similarity
 # alignment. Measured 0.017 (astronaut) and 0.021 (grace_hopper); the limit leaves room for noise.

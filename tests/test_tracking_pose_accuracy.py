@@ -66,11 +66,16 @@ def test_renderer_and_tracker_share_the_sign_convention(rt, tracker):
 
 def test_photo_avatar_pose_reads_back_on_each_axis(rt, tracker):
     """grace_hopper's photo avatar (human proportions; the closed loop in test_avatar_photo.py uses
-    the astronaut): yaw ±30 and pitch ±15, one axis at a time. Measured worst error 4.6 degrees."""
+    the astronaut): yaw ±30 and pitch ±15, one axis at a time. Yaw is compared as read; pitch as the change
+    from rest, like the avatar closed loops: the absolute pitch carries a per-face offset (the tracker's
+    reference face is not this face; the body-model photo avatar reads 3.4 degrees at rest). Measured worst
+    error 3.4 degrees (the pitch change at -15), yaw within 2.3."""
     av = load_avatar("photo:grace_hopper")
     angles = [(0, 0, 0), (-30, 0, 0), (-15, 0, 0), (15, 0, 0), (30, 0, 0), (0, -15, 0), (0, 15, 0)]
-    err = _errors(measure_pose(rt, tracker, av, angles))
-    worst = {a: float(np.abs(e[:2]).max()) for a, e in err.items()}
+    r = measure_pose(rt, tracker, av, angles)
+    err = _errors(r)
+    rest = r[(0, 0, 0)][1]
+    worst = {a: max(abs(float(e[0])), abs(float(r[a][1] - rest - a[1]))) for a, e in err.items()}
     assert max(worst.values()) <= 6.0, worst
     assert max(abs(float(e[2])) for e in err.values()) <= 5.0  # roll stays put (grace's own tilt ~3)
 

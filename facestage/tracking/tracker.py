@@ -28,6 +28,7 @@ from .landmarks import (
 )
 from .pose import fit_pose, head_pose, pose_from_params, reference, translation_from_fit
 from .types import NUM_LANDMARKS, Face
+from .upright import UprightCheck
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,6 +38,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Measured: upright faces 0.008-0.087 (photos at 0-90 deg roll, every carphone frame), upside-down
 # photos and carphone frames 0.114-0.205.
 MAX_FIT_RESIDUAL = 0.10
+# Between MAX_FIT_RESIDUAL and this, the face detector decides which way up the face is (``upright.py``): real
+# faces looking down ~20 degrees close to the camera fit this badly too (measured 0.09-0.13 on rendered
+# built-ins and photo avatars). Above it nothing upright was ever measured: rejected without asking.
+MAX_ASKED_RESIDUAL = 0.15
 # A face missed for up to this many frames (a mesh rejected once, a hand passing, a turn too far for a
 # moment) gets its id back when it reappears near where it was: half a second at 30 fps.
 ID_GRACE_FRAMES = 15
@@ -151,6 +156,7 @@ class FaceTracker:
 
             self._small = SmallFaceFinder(refine=refine, static=static, redetect_every=redetect_every,
                                           min_confidence=min_confidence)
+        self._upright = UprightCheck()
         self._solver = BlendshapeSolver(reference().points)
         self._next_id = 0
         self._prev: list[tuple[int, np.ndarray, float]] = []  # id, centre, size
@@ -164,6 +170,7 @@ class FaceTracker:
         self._last_t: float | None = None
 
     def close(self) -> None:
+        self._upright.close()
         for part in (self._mesh, self._roi):
             if part is not None:
                 part.close()
@@ -209,14 +216,14 @@ class FaceTracker:
         n_roi = len(found)
         if self._small is not None and len(found) < self.max_faces:
             found += self._small.find(frame_bgr, [pts for pts, _ in found], self.max_faces - len(found))
-        checked = [self._analyse(pts, conf, w, h) for pts, conf in found]
+        checked = [self._analyse(frame_bgr, pts, conf) for pts, conf in found]
         rejected = [i for i, a in enumerate(checked[:n_roi]) if a is None]
         if rejected and self._roi is not None:
             # A followed face whose crop mesh failed the checks (it slipped off under fast motion): look for
             # it again on this frame, with the detector and a fresh crop.
             self._roi.reject(rejected)
             taken = [a[0].bbox for a in checked if a is not None]
-            checked += [self._analyse(pts, conf, w, h) for pts, conf in self._roi.detect_new(frame_bgr, taken)]
+            checked += [self._analyse(frame_bgr, pts, conf) for pts, conf in self._roi.detect_new(frame_bgr, taken)]
         analysed = [a for a in checked if a is not None]
         local_of = {id(face): local for face, local in analysed}
         faces = self._dedupe([face for face, _ in analysed])[: self.max_faces]
@@ -329,23 +336,36 @@ class FaceTracker:
         if self._roi is not None:  # follow the restored faces from their last ROIs: no re-detection wait
             self._roi.seed([rois[fid] for fid, _, _ in prev if fid in rois])
 
-    def _analyse(self, pts: np.ndarray, confidence: float, w: int, h: int) -> tuple[Face, np.ndarray] | None:
+    def _analyse(self, frame_bgr: np.ndarray, pts: np.ndarray, confidence: float) -> tuple[Face, np.ndarray] | None:
         """Plausibility checks and the rigid fit: a Face without scores yet and its face-frame points."""
         if not plausible(pts):
             return None
         fit = fit_pose(pts)
-        if fit.residual > MAX_FIT_RESIDUAL:
+        if fit.residual > MAX_ASKED_RESIDUAL:
+            return None
+        x0, y0, _ = pts.min(axis=0)
+        x1, y1, _ = pts.max(axis=0)
+        box = (float(x0), float(y0), float(x1), float(y1))
+        if fit.residual > MAX_FIT_RESIDUAL and not (self._was_here(box) or self._upright.upright(frame_bgr, box)):
             return None
         local = fit.to_local(pts.astype(np.float64))
         if self.refine and not _irises_plausible(local, pts):
             return None
-        x0, y0, _ = pts.min(axis=0)
-        x1, y1, _ = pts.max(axis=0)
+        h, w = frame_bgr.shape[:2]
         # Confidence: the detector's (1.0 for the mesh's own path) times how rigid-face-like the fit is.
         conf = confidence * float(np.exp(-((fit.residual / 0.1) ** 2)))
-        face = Face(id=-1, landmarks=pts, confidence=conf, bbox=(float(x0), float(y0), float(x1), float(y1)),
-                    pose=head_pose(fit, w, h))
+        face = Face(id=-1, landmarks=pts, confidence=conf, bbox=box, pose=head_pose(fit, w, h))
         return face, local
+
+    def _was_here(self, box: tuple[float, float, float, float]) -> bool:
+        """Video: a face was accepted at this place on the previous frame (within half a face size), so it is
+        the same face and was found upright then; the detector is not asked again on every frame while someone
+        keeps looking down. An upside-down face is never accepted in the first place."""
+        if self.static:
+            return False
+        c = np.array([0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])])
+        size = box[2] - box[0]
+        return any(float(np.linalg.norm(pc - c)) < 0.5 * max(size, psize) for _, pc, psize in self._prev)
 
     def _smooth(self, face: Face, scores: np.ndarray, t: float) -> np.ndarray:
         """One-Euro filter this id's landmarks and pose in place; return its smoothed scores."""
