@@ -64,7 +64,7 @@ lock:
 	bash scripts/lock.sh
 
 bench: install-test
-	for b in tracking effects avatar speech server conversation browser; do \
+	for b in tracking effects avatar speech server conversation browser cluster; do \
 	  $(PY) -m facestage bench $$b --json >/dev/null || exit 1; done
 	$(PY) -m facestage.tools.readme_figures
 
