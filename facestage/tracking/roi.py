@@ -13,42 +13,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .smallfaces import _box_of, _overlap, _Track, mesh_crop
+from .smallfaces import CropFinder, _box_of, _overlap, _Track, mesh_crop
 
 # A track overlapping an earlier one by more than this (intersection over the smaller box) is the same face
 # followed twice (two crops converging after faces crossed): the later one goes.
 SAME_FACE_OVERLAP = 0.5
 # A new detection overlapping a followed face by more than this is that face, not a new one.
 KNOWN_FACE_OVERLAP = 0.3
-class RoiFinder:
+class RoiFinder(CropFinder):
     """Faces the short-range detector finds, then followed frame to frame on crops. BGR frames in."""
 
     def __init__(self, max_faces: int, refine: bool = True, min_confidence: float = 0.5,
                  redetect_every: int = 10) -> None:
-        import mediapipe as mp
-
-        self._mp = mp
-        self.max_faces = max_faces
-        self.refine = refine
-        self.min_confidence = min_confidence
-        self.redetect_every = max(1, int(redetect_every))
         # Short range (model 0): faces within ~2 m, i.e. the size the whole-frame mesh's own detector finds.
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=min_confidence)
-        self._tracks: list[_Track] = []
-        self._spare: list[object] = []  # meshes of finished tracks, reused (creating one costs ~20 ms)
-        self._since_detect = 10**9  # detect on the first frame
+        super().__init__(0, refine, min_confidence, redetect_every)
+        self.max_faces = max_faces
         self.detections = 0  # frames on which the detector ran (bench and tests read it)
-
-    @property
-    def boxes(self) -> list[tuple[float, float, float, float]]:
-        return [t.box for t in self._tracks]
-
-    def close(self) -> None:
-        self._detector.close()
-        for m in self._spare + [t.mesh for t in self._tracks]:
-            m.close()  # type: ignore[attr-defined]
-        self._tracks, self._spare = [], []
 
     def reset(self) -> None:
         self._spare += [t.mesh for t in self._tracks]
@@ -68,13 +48,6 @@ class RoiFinder:
         drop = set(indices)
         self._spare += [t.mesh for i, t in enumerate(self._tracks) if i in drop]
         self._tracks = [t for i, t in enumerate(self._tracks) if i not in drop]
-
-    def _new_mesh(self) -> object:
-        if self._spare:
-            return self._spare.pop()
-        return self._mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=1, refine_landmarks=self.refine,
-            min_detection_confidence=self.min_confidence, min_tracking_confidence=self.min_confidence)
 
     def _detect(self, bgr: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         import cv2
@@ -100,11 +73,11 @@ class RoiFinder:
         lost = False
         for track in self._tracks:
             if any(_overlap(track.box, k.box) > SAME_FACE_OVERLAP for k in kept):
-                self._spare.append(track.mesh)
+                self._drop(track)
                 continue
             pts = mesh_crop(bgr, track.crop_box, track.mesh)
             if pts is None:
-                self._spare.append(track.mesh)
+                self._drop(track)
                 lost = True
                 continue
             track.follow(_box_of(pts))
@@ -137,7 +110,7 @@ class RoiFinder:
                     track.box = track.crop_box = _box_of(pts)
                     pts = mesh_crop(bgr, track.crop_box, track.mesh)
                 if pts is None:
-                    self._spare.append(track.mesh)
+                    self._drop(track)
                     continue
                 track.box = _box_of(pts)
                 boxes.append(track.box)

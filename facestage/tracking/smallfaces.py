@@ -113,29 +113,28 @@ def tiles(w: int, h: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
-class SmallFaceFinder:
-    def __init__(self, refine: bool = True, static: bool = False, redetect_every: int = 30,
-                 min_confidence: float = 0.5) -> None:
+class CropFinder:
+    """What both crop trackers share (this module's small faces and roi.py's video ROIs): a face detector,
+    the followed faces with one face mesh each, and a pool of meshes of finished faces for reuse."""
+
+    def __init__(self, detector_model: int, refine: bool, min_confidence: float, redetect_every: int,
+                 static: bool = False) -> None:
         import mediapipe as mp
 
         self._mp = mp
         self.refine = refine
         self.static = static
-        self.redetect_every = max(1, int(redetect_every))
         self.min_confidence = min_confidence
+        self.redetect_every = max(1, int(redetect_every))
         self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_confidence)
+            model_selection=detector_model, min_detection_confidence=min_confidence)
         self._tracks: list[_Track] = []
         self._spare: list[object] = []  # meshes of finished tracks, reused (creating one costs ~20 ms)
-        self._frame = 0
         self._since_detect = 10**9  # detect on the first frame
-        self._fast_left = 0
-        self._region = 0
-        self._sweep = True  # the next detection searches every region
 
     @property
     def boxes(self) -> list[tuple[float, float, float, float]]:
-        """Boxes of the small faces being followed."""
+        """Boxes of the faces being followed."""
         return [t.box for t in self._tracks]
 
     def close(self) -> None:
@@ -143,6 +142,29 @@ class SmallFaceFinder:
         for m in self._spare + [t.mesh for t in self._tracks]:
             m.close()  # type: ignore[attr-defined]
         self._tracks, self._spare = [], []
+
+    def _new_mesh(self) -> object:
+        # Stills: one static-mode mesh serves every crop (it keeps no state). Video: one tracking-mode
+        # mesh per followed face, recycled when that face goes.
+        if self._spare:
+            return self._spare.pop()
+        return self._mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=bool(self.static), max_num_faces=1, refine_landmarks=self.refine,
+            min_detection_confidence=self.min_confidence, min_tracking_confidence=self.min_confidence)
+
+    def _drop(self, track: _Track) -> None:
+        self._spare.append(track.mesh)
+
+
+class SmallFaceFinder(CropFinder):
+    def __init__(self, refine: bool = True, static: bool = False, redetect_every: int = 30,
+                 min_confidence: float = 0.5) -> None:
+        # long range (model 1): small, distant faces
+        super().__init__(1, refine, min_confidence, redetect_every, static)
+        self._frame = 0
+        self._fast_left = 0
+        self._region = 0
+        self._sweep = True  # the next detection searches every region
 
     def reset(self) -> None:
         """Forget the small faces being followed (their meshes are kept for reuse)."""
@@ -153,18 +175,6 @@ class SmallFaceFinder:
         self._since_detect = 10**9
         self._fast_left = 0
         self._sweep = True
-
-    def _new_mesh(self) -> object:
-        # Stills: one static-mode mesh serves every crop (it keeps no state). Video: one tracking-mode
-        # mesh per small face, recycled when that face goes.
-        if self._spare:
-            return self._spare.pop()
-        return self._mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=bool(self.static), max_num_faces=1, refine_landmarks=self.refine,
-            min_detection_confidence=self.min_confidence, min_tracking_confidence=self.min_confidence)
-
-    def _drop(self, track: _Track) -> None:
-        self._spare.append(track.mesh)
 
     def _mesh_crop(self, bgr: np.ndarray, box: tuple[float, float, float, float], mesh: object
                    ) -> np.ndarray | None:

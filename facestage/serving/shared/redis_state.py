@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..channels import Channels
+from ..connection import ClientCounter
 from .checkpoints import CHECKPOINT_TTL_S, StoredCheckpoint, decode, encode
 
 if TYPE_CHECKING:
@@ -124,30 +125,26 @@ class RedisChannels(Channels):
             log.debug("watch channels: %s", exc)
 
 
-class RedisClientCounter:
+class RedisClientCounter(ClientCounter):
     """Concurrent sessions per client across replicas. Each replica keeps its own count in a hash field
-    (``fs:clients:CLIENT`` → replica → n) so a killed replica's sessions can be dropped by its id."""
+    (``fs:clients:CLIENT`` → replica → n) so a killed replica's sessions can be dropped by its id; the
+    local counts (this replica's share) are :class:`ClientCounter`'s."""
 
     def __init__(self, client: Any, limit: int, replica: str | None = None) -> None:
-        self.r, self.limit = client, limit
+        super().__init__(limit)
+        self.r = client
         self.replica = replica or f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.counts: dict[str, int] = {}
 
     def acquire(self, client: str) -> bool:
         total = sum(int(v) for v in self.r.hvals(COUNTS + client))
-        if total >= self.limit:
+        if total >= self.limit or not super().acquire(client):
             return False
-        self.counts[client] = self.counts.get(client, 0) + 1
         self.r.hincrby(COUNTS + client, self.replica, 1)
         self.r.expire(COUNTS + client, 24 * 3600)
         return True
 
     def release(self, client: str) -> None:
-        n = self.counts.get(client, 0) - 1
-        if n > 0:
-            self.counts[client] = n
-        else:
-            self.counts.pop(client, None)
+        super().release(client)
         if self.r.hincrby(COUNTS + client, self.replica, -1) <= 0:
             self.r.hdel(COUNTS + client, self.replica)
 
