@@ -1,5 +1,6 @@
 """Run the cluster: Redis (``--redis URL`` or a local redis-server), a local Ray (small object store, no
-dashboard) or an existing one (``RAY_ADDRESS``), Serve's HTTP proxy on the requested port, and the
+dashboard) or an existing one (``RAY_ADDRESS``), the ingress on the requested port (HAProxy in front of
+the replicas, or Serve's Python proxy: ingress.py), and the
 facestage deployment with a fixed replica count or autoscaling on ongoing sessions."""
 
 from __future__ import annotations
