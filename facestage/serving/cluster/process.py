@@ -18,23 +18,30 @@ START_TIMEOUT_S = 120.0  # Ray on two busy cores: ~10 s typical, much more under
 
 class ClusterProcess:
     def __init__(self, db: str | Path, replicas: int = 2, extra: tuple[str, ...] = (),
-                 timeout: float = START_TIMEOUT_S, warm: bool = False) -> None:
+                 timeout: float = START_TIMEOUT_S, warm: bool = False, ingress: str = "auto") -> None:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "facestage", "serve", "--port", "0", "--db", str(db),
-               "--replicas", str(replicas), *extra]
+               "--replicas", str(replicas), "--ingress", ingress, *extra]
         if not warm:  # tests want a quick start; the bench measures warm replicas (the production default)
             cmd.append("--no-warmup")
         self.log = open(Path(db).parent / "cluster.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
                                      start_new_session=True)
         self.port = 0
+        self.ingress = ""
+        self.haproxy_dir = ""  # Serve writes <dir>/<node id>/haproxy.cfg
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            hap = re.match(r"haproxy config under (\S+)", line)
+            if hap:
+                self.haproxy_dir = hap.group(1)
             m = re.search(r"cluster on http://127\.0\.0\.1:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
+                ingress = re.search(r"ingress (\w+)", line)
+                self.ingress = ingress.group(1) if ingress else ""
                 break
             if not line and self.proc.poll() is not None:
                 break
@@ -51,13 +58,22 @@ class ClusterProcess:
     def replicas(self) -> list[dict]:
         return self.health()["replicas"]
 
+    def answering(self) -> int:
+        """The pid of the replica that answers one request through the front door."""
+        with urllib.request.urlopen(self.url + "/healthz", timeout=30) as r:
+            return int(r.headers["X-Facestage-Replica"])
+
     def wait_replicas(self, n: int, without: int | None = None, timeout: float = 60.0) -> list[dict]:
-        """Wait until ``n`` replicas announce themselves (and ``without`` — a killed pid — is gone)."""
+        """Wait until ``n`` replicas announce themselves (and ``without`` — a killed pid — is gone) and the
+        ingress routes to every one of them (HAProxy learns of a new replica a moment after it announces)."""
         deadline = time.monotonic() + timeout
         while True:
             reps = self.replicas()
             if len(reps) == n and all(r["pid"] != without for r in reps):
-                return reps
+                pids = {r["pid"] for r in reps}
+                seen = {self.answering() for _ in range(4 * n)}  # round robin without a session id
+                if pids <= seen:
+                    return reps
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replicas: {reps}")
             time.sleep(0.25)
