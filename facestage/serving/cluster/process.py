@@ -3,7 +3,6 @@ banner. ``replicas()`` reads GET /healthz; ``kill_replica(pid)`` is the failover
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -13,47 +12,35 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ..process import ServerProcess
+
 START_TIMEOUT_S = 120.0  # Ray on two busy cores: ~10 s typical, much more under load
 
 
-class ClusterProcess:
+class ClusterProcess(ServerProcess):
     def __init__(self, db: str | Path, replicas: int = 2, extra: tuple[str, ...] = (),
                  timeout: float = START_TIMEOUT_S, warm: bool = False, ingress: str = "auto") -> None:
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "facestage", "serve", "--port", "0", "--db", str(db),
                "--replicas", str(replicas), "--ingress", ingress, *extra]
         if not warm:  # tests want a quick start; the bench measures warm replicas (the production default)
             cmd.append("--no-warmup")
         self.log = open(Path(db).parent / "cluster.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
-                                     start_new_session=True)
-        self.port = 0
         self.ingress = ""
         self.haproxy_dir = ""  # Serve writes <dir>/<node id>/haproxy.cfg
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            hap = re.match(r"haproxy config under (\S+)", line)
+
+        def line(text: str) -> None:
+            hap = re.match(r"haproxy config under (\S+)", text)
             if hap:
                 self.haproxy_dir = hap.group(1)
-            m = re.search(r"cluster on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                ingress = re.search(r"ingress (\w+)", line)
-                self.ingress = ingress.group(1) if ingress else ""
-                break
-            if not line and self.proc.poll() is not None:
-                break
-        if not self.port:
+
+        # its own process group: stop() can take Ray's and Redis's children down with the launcher
+        m = self._launch(cmd, r"cluster on http://127\.0\.0\.1:(\d+)", timeout, stderr=self.log,
+                         new_session=True, on_line=line)
+        if not self.port or m is None:
             self.stop()
             raise RuntimeError(f"facestage serve --replicas did not start; see {self.log.name}")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/v1/ws"
-
-    def health(self) -> dict:
-        with urllib.request.urlopen(self.url + "/healthz", timeout=30) as r:
-            return json.loads(r.read())
+        ingress_word = re.search(r"ingress (\w+)", m.string)
+        self.ingress = ingress_word.group(1) if ingress_word else ""
 
     def replicas(self) -> list[dict]:
         return self.health()["replicas"]
@@ -82,9 +69,9 @@ class ClusterProcess:
     def kill_replica(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # the launcher shuts Serve, Ray and Redis down
+            self.proc.send_signal(sig)  # SIGTERM: the launcher shuts Serve, Ray and Redis down
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
