@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from ..tracking.landmarks import INNER_LIP_LOOP, L_CHEEK, L_FACE_SIDE, R_CHEEK, R_FACE_SIDE
-from ..tracking.types import Face
 from .base import Effect, P, Param, color_bgr, register
+from .context import FrameContexts
 from .regions import (
     LEFT_BROW,
     LEFT_EYE,
@@ -26,8 +26,6 @@ from .regions import (
     RIGHT_EYE_UPPER,
     Roi,
     clip,
-    face_roi,
-    face_width,
     feather,
     fill,
 )
@@ -155,22 +153,23 @@ class Makeup(Effect):
     def is_active(self, params: dict) -> bool:
         return any(params[k] > 0 for k in ("lipstick", "blush", "brows", "eyeshadow", "eyeliner"))
 
-    def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
-        for face in faces:
-            lm = face.landmarks
-            roi = face_roi(lm, frame.shape, margin=0.1, top=0.1, bottom=0.05)
-            if roi is None:
-                continue
+    roi_margins = (0.1, 0.1, 0.05)
+
+    def render_with(self, frame: np.ndarray, ctxs: FrameContexts, params: dict, state: dict) -> np.ndarray:
+        """Small full-resolution regions of the written-back frame; ROI, work landmarks and face width
+        come from the shared context."""
+        for ctx in ctxs:
+            lm, roi = ctx.lm, ctx.face_roi  # the face's own box of the shared grid
             w, h = roi.work_size
             p = roi.to_work(lm)
-            fw = face_width(lm) * roi.scale
+            fw = ctx.fw * roi.scale
             shape = (h, w)
             # Each side is its own region: two small boxes instead of one spanning the nose.
             if params["blush"] > 0:
                 lab = _lab_of(params["blush_color"])
                 for cheek, outer in ((R_CHEEK, R_FACE_SIDE), (L_CHEEK, L_FACE_SIDE)):
                     c = lm[cheek, :2] * 0.75 + lm[outer, :2] * 0.25  # on the cheekbone, a bit outwards
-                    _blush(frame, c, face_width(lm), 0.45 * params["blush"], lab)
+                    _blush(frame, c, ctx.fw, 0.45 * params["blush"], lab)
             if params["eyeshadow"] > 0:
                 bgr = color_bgr(params["eyeshadow_color"])
                 for upper, brow, eye in ((RIGHT_EYE_UPPER, RIGHT_BROW, RIGHT_EYE),
