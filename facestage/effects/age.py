@@ -108,7 +108,8 @@ class Age(Effect):
         else:
             roi, small, masks = replace(ctx.roi, scale=ctx.roi.scale * 0.5), downscale(ctx.current(), 0.5), \
                 ctx.half_masks()
-        skin_lab = ctx.cheek_lab()
+        lab = cv2.cvtColor(cv2.convertScaleAbs(small), cv2.COLOR_BGR2LAB)  # cheeks' colour and hair test
+        skin_lab = ctx.cheek_lab(lab, roi)
         fw = face_width(lm) * roi.scale
         delta = np.zeros_like(small)
         skin = feather(masks["face"], fw * 0.05) * (1.0 - masks["lips"])
@@ -120,8 +121,7 @@ class Age(Effect):
             delta = times_mask(cv2.transform(small, (sallow - np.eye(3)).astype(np.float32)), skin)
             g = gray * float(clip((old - 0.15) / 0.55, 0, 1))
             if g > 0:
-                lab = cv2.cvtColor(cv2.convertScaleAbs(small), cv2.COLOR_BGR2LAB).astype(np.float32)
-                hair = hair_mask(lab, lm, roi, masks, skin_lab)
+                hair = hair_mask(lab.astype(np.float32), lm, roi, masks, skin_lab)
                 brows = np.zeros_like(hair)
                 for b in (RIGHT_BROW, LEFT_BROW):
                     fill(brows, roi.to_work(lm[b]))

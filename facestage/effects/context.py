@@ -149,12 +149,15 @@ class FaceContext:
         small = self.small()[y0:y1, x0:x1]
         return small if self.delta is None else cv2.add(small, self.delta[y0:y1, x0:x1])
 
-    def cheek_lab(self) -> np.ndarray:
+    def cheek_lab(self, lab: np.ndarray | None = None, roi: Roi | None = None) -> np.ndarray:
         """Median Lab colour of the cheeks, from the work image as the fused pass has it at first call
-        (converted to Lab on the face box only)."""
+        (converted to Lab on the face box only), or from a Lab image of ``roi`` the caller already made."""
         if self._cheek_lab is None:
-            img = cv2.convertScaleAbs(self.crop(self.face_box))
-            self._cheek_lab = cheek_lab(img, self.lm, self.face_roi)
+            if lab is not None and roi is not None:
+                self._cheek_lab = cheek_lab(lab, self.lm, roi, is_lab=True)
+            else:
+                img = cv2.convertScaleAbs(self.crop(self.face_box))
+                self._cheek_lab = cheek_lab(img, self.lm, self.face_roi)
         return self._cheek_lab
 
     def sub_box(self, margin: float, top: float, bottom: float) -> tuple[int, int, int, int] | None:
