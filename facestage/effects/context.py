@@ -131,6 +131,11 @@ class FaceContext:
             self._half_masks = None
         return self._masks
 
+    def masks_if_made(self) -> dict[str, np.ndarray] | None:
+        """The region masks if an effect already filled them this frame (else None: filling all of them
+        for one would cost more than the caller's own single mask)."""
+        return self._masks
+
     def half_masks(self) -> dict[str, np.ndarray]:
         """The face and lips masks on the whole grid at half the work resolution (area average, then
         zero-padded from the face box)."""

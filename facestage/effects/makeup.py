@@ -208,8 +208,12 @@ class Makeup(Effect):
             _apply_region(frame, roi, clip(m, 0, 1) * 0.9 * params["eyeliner"],
                           lambda s, a: multiply_tint(s, a, (25, 20, 20)))
         if params["lipstick"] > 0:
-            m = fill(np.zeros(shape, np.float32), p[LIPS_OUTER])
-            m -= fill(np.zeros(shape, np.float32), p[INNER_LIP_LOOP])
-            m = feather(clip(m, 0, 1), max(fw * 0.006, 0.6))
+            shared = ctx.masks_if_made()
+            if shared is not None and fw * 0.006 >= 0.6:
+                m = shared["lips"]  # the same ring, feathered the same, that beauty or age already filled
+            else:
+                m = fill(np.zeros(shape, np.float32), p[LIPS_OUTER])
+                m -= fill(np.zeros(shape, np.float32), p[INNER_LIP_LOOP])
+                m = feather(clip(m, 0, 1), max(fw * 0.006, 0.6))
             lab = _lab_of(params["lipstick_color"])
             _apply_region(frame, roi, m * params["lipstick"], lambda s, a, lab=lab: lab_tint(s, a, lab, 0.6))
