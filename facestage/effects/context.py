@@ -48,6 +48,7 @@ class FaceContext:
     _masks_skin: bool = False
     _half_masks: dict[str, np.ndarray] | None = None
     _cheek_lab: np.ndarray | None = None
+    dirty: tuple[int, int, int, int] | None = None  # grid box the deltas touched: only it is written back
     cache: dict = field(default_factory=dict)  # per-frame extras an effect wants to share
 
     @classmethod
@@ -98,6 +99,14 @@ class FaceContext:
             x0, y0, x1, y1 = box
             sub = self.delta[y0:y1, x0:x1]
             sub += delta
+        self._touch(box)
+
+    def _touch(self, box: tuple[int, int, int, int] | None) -> None:
+        w, h = self.roi.work_size
+        box = box or (0, 0, w, h)
+        d = self.dirty
+        self.dirty = box if d is None else (min(d[0], box[0]), min(d[1], box[1]), max(d[2], box[2]),
+                                            max(d[3], box[3]))
 
     def pad(self, img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """A box-sized work image zero-padded to the whole grid."""
@@ -108,6 +117,7 @@ class FaceContext:
     def add_damp(self, damp: np.ndarray) -> None:
         """Remove this share of the finest detail too; two dampings compose like two passes would."""
         self.damp = damp if self.damp is None else 1.0 - (1.0 - self.damp) * (1.0 - damp)
+        self._touch(None)
 
     @property
     def face_box(self) -> tuple[int, int, int, int]:
@@ -188,12 +198,19 @@ class FaceContext:
         return Roi(r.x0 + x0 * f, r.y0 + y0 * f, r.x0 + x1 * f, r.y0 + y1 * f, r.scale)
 
     def flush(self) -> None:
-        """Write the fused pass back: one upsample and one saturating add over the ROI. After it the
-        work image is read again from the frame if an effect asks for it."""
-        if self.delta is not None or self.damp is not None:
+        """Write the fused pass back: one upsample and one saturating add over the box the deltas
+        touched (the whole ROI once age's hair band is in; the cheeks' boxes for blush alone). After it
+        the work image is read again from the frame if an effect asks for it."""
+        if self.dirty is not None:
+            w, h = self.roi.work_size
+            x0, y0, x1, y1 = self.dirty
             delta = self.delta if self.delta is not None else np.zeros_like(self.small())
-            add_delta(self.frame, self.roi, delta, self.damp)
-        self.delta = self.damp = self._small = self._cheek_lab = None
+            if (x0, y0, x1, y1) == (0, 0, w, h):
+                add_delta(self.frame, self.roi, delta, self.damp)
+            else:
+                damp = None if self.damp is None else self.damp[y0:y1, x0:x1]
+                add_delta(self.frame, self.box_roi(self.dirty), delta[y0:y1, x0:x1], damp)
+        self.delta = self.damp = self._small = self._cheek_lab = self.dirty = None
 
 
 class FrameContexts:
