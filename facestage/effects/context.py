@@ -17,7 +17,7 @@ frame (after the warp pass, so on the reshaped face) and hands it to every effec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -150,12 +150,16 @@ class FaceContext:
         """The face and lips masks on the whole grid at half the work resolution (area average, then
         zero-padded from the face box)."""
         if self._half_masks is None:
-            m = self.masks(skin=self._masks_skin)
+            if self._masks is not None:  # beauty filled them at work resolution: area-downscale those
+                half = {k: downscale(self._masks[k], 0.5) for k in ("face", "lips")}
+            else:  # nobody needs them at work resolution: fill them at half (a quarter of the pixels)
+                m = region_masks(self.lm, replace(self.face_roi, scale=self.roi.scale * 0.5), skin=False)
+                half = {k: m[k] for k in ("face", "lips")}
             x0, y0, x1, y1 = (v // 2 for v in self.face_box)
             w, h = self.roi.work_size
             w, h = w // 2, h // 2
-            self._half_masks = {k: cv2.copyMakeBorder(downscale(m[k], 0.5), y0, h - y1, x0, w - x1,
-                                                      cv2.BORDER_CONSTANT, value=0) for k in ("face", "lips")}
+            self._half_masks = {k: cv2.copyMakeBorder(v, y0, h - y1, x0, w - x1, cv2.BORDER_CONSTANT, value=0)
+                                for k, v in half.items()}
         return self._half_masks
 
     def crop(self, box: tuple[int, int, int, int]) -> np.ndarray:
