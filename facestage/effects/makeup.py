@@ -120,6 +120,25 @@ def _liner(p: np.ndarray, upper: list[int], shape: tuple[int, int], fw: float, o
     return feather(m, max(fw * 0.003, 0.5))
 
 
+def _cheek_centres(lm: np.ndarray) -> list[np.ndarray]:
+    """Blush centres: on each cheekbone, a bit outwards."""
+    return [lm[cheek, :2] * 0.75 + lm[outer, :2] * 0.25 for cheek, outer in ((R_CHEEK, R_FACE_SIDE),
+                                                                             (L_CHEEK, L_FACE_SIDE))]
+
+
+def _blush(frame: np.ndarray, c: np.ndarray, fw: float, amount: float, lab: np.ndarray) -> None:
+    """The same blob at full resolution on its own box of the frame (makeup without a fused pass)."""
+    sx, sy = fw * 0.085, fw * 0.058
+    h, w = frame.shape[:2]
+    x0, x1 = max(int(c[0] - 2.5 * sx), 0), min(int(c[0] + 2.5 * sx) + 1, w)
+    y0, y1 = max(int(c[1] - 2.5 * sy), 0), min(int(c[1] + 2.5 * sy) + 1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    gx = np.exp(-0.5 * ((np.arange(x0, x1, dtype=np.float32) - c[0]) / sx) ** 2)
+    gy = np.exp(-0.5 * ((np.arange(y0, y1, dtype=np.float32) - c[1]) / sy) ** 2)
+    frame[y0:y1, x0:x1] = lab_tint(frame[y0:y1, x0:x1], np.outer(gy, gx) * amount, lab, 0.3)
+
+
 def _blush_delta(ctx: FaceContext, c_frame: np.ndarray, amount: float, lab: np.ndarray) -> None:
     """An axis-aligned Gaussian blob on its own box of the work grid (separable: an outer product of two
     1-D Gaussians — no mask to fill, feather or resample), as a delta of the fused pass."""
@@ -168,10 +187,13 @@ class Makeup(Effect):
         the work image and added to the fused pass instead of its own two full-resolution Lab passes."""
         if params["blush"] <= 0:
             return
+        if ctx.delta is None:
+            # Nothing else in the fused pass (makeup without beauty or age): a work image and a
+            # write-back just for the blush cost more than its two full-resolution boxes.
+            ctx.cache["blush_direct"] = True
+            return
         lab = _lab_of(params["blush_color"])
-        lm = ctx.lm
-        for cheek, outer in ((R_CHEEK, R_FACE_SIDE), (L_CHEEK, L_FACE_SIDE)):
-            c = lm[cheek, :2] * 0.75 + lm[outer, :2] * 0.25  # on the cheekbone, a bit outwards
+        for c in _cheek_centres(ctx.lm):
             _blush_delta(ctx, c, 0.45 * params["blush"], lab)
 
     def finish(self, frame: np.ndarray, ctx: FaceContext, params: dict, state: dict) -> None:
@@ -182,6 +204,10 @@ class Makeup(Effect):
         p = roi.to_work(lm)
         fw = ctx.fw * roi.scale
         shape = (h, w)
+        if ctx.cache.pop("blush_direct", False):
+            lab = _lab_of(params["blush_color"])
+            for c in _cheek_centres(lm):
+                _blush(frame, c, ctx.fw, 0.45 * params["blush"], lab)
         if params["eyeshadow"] > 0:
             bgr = color_bgr(params["eyeshadow_color"])
             for upper, brow, eye in ((RIGHT_EYE_UPPER, RIGHT_BROW, RIGHT_EYE),
