@@ -18,18 +18,9 @@ import numpy as np
 from ..tracking.types import Face
 from .agetexture import age_texture
 from .base import Effect, P, register
-from .regions import LEFT_BROW, RIGHT_BROW, Roi, clip, face_roi, face_width, feather, fill, region_masks
-from .skin import (
-    add_delta,
-    cheek_lab,
-    downscale,
-    lab_distance,
-    sigmoid,
-    skin_likeness,
-    smooth_skin,
-    times_mask,
-    work_image,
-)
+from .context import FaceContext
+from .regions import LEFT_BROW, RIGHT_BROW, Roi, clip, face_width, feather, fill
+from .skin import downscale, lab_distance, sigmoid, skin_likeness, smooth_skin, times_mask
 from .uvspace import cached_mapper, prune
 from .warp import WarpField
 
@@ -56,26 +47,23 @@ class Age(Effect):
     def is_active(self, params: dict) -> bool:
         return params["years"] != 0
 
-    def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
+    roi_margins = (0.35, 0.6, 0.1)  # hair above and beside the face is grayed too
+    fused = True
+
+    def accumulate(self, ctx: FaceContext, params: dict, state: dict) -> None:
+        """Tone, graying, smoothing (young) and wrinkles as deltas of the fused pass."""
         years = params["years"]
         old = float(clip(years / 50.0, 0, 1))
         young = float(clip(-years / 20.0, 0, 1))
         key = (round(old, 2), params["wrinkles"])
         if old > 0 and state.get("tex_key") != key:
             state["tex"], state["tex_key"] = age_texture(old, params["wrinkles"]), key
-        for face in faces:
-            lm = face.landmarks
-            roi = face_roi(lm, frame.shape, margin=0.35, top=0.6, bottom=0.1)
-            if roi is None:
-                continue
-            # Tone and graying are low-frequency changes: half the work resolution is plenty; the young
-            # look's skin smoothing needs the full work resolution.
-            troi = roi if young > 0 else replace(roi, scale=roi.scale * 0.5)
-            skin_lab = self._tone(frame, lm, troi, old, young, params["gray"])
-            if old > 0:
-                self._wrinkles(frame, face, state, skin_lab)
+        toned_half = self._tone(ctx, old, young, params["gray"])
+        if old > 0 and toned_half is not None:
+            self._wrinkles(ctx, state, toned_half)
+
+    def end_frame(self, faces: list[Face], state: dict) -> None:
         prune(state.setdefault("uv", {}), {f.id for f in faces})
-        return frame
 
     def warps(self, params: dict) -> bool:
         return params["years"] != 0 and params["sag"] > 0
@@ -108,14 +96,20 @@ class Age(Effect):
                 field.scale(c, math.hypot(*(lm[eye[0], :2] - lm[eye[1], :2])) * 0.9, 0.08 * young * sag)
 
     @staticmethod
-    def _tone(frame: np.ndarray, lm: np.ndarray, roi: Roi, old: float, young: float, gray: float
-              ) -> np.ndarray:
-        """Skin tone, smoothing and graying as one delta at work resolution; returns the cheeks' Lab."""
-        small = work_image(frame, roi)
-        small8 = small.astype(np.uint8)
-        lab = cv2.cvtColor(small8, cv2.COLOR_BGR2LAB).astype(np.float32)
-        skin_lab = cheek_lab(small8, lm, roi)
-        masks = region_masks(lm, roi, skin=young > 0)  # the skin mask only for the young look
+    def _tone(ctx: FaceContext, old: float, young: float, gray: float) -> np.ndarray | None:
+        """Skin tone, smoothing and graying as one delta, added to the fused pass. Returns the toned work
+        image at half resolution (uint8) for the wrinkles' skin test, when the old look made one."""
+        lm = ctx.lm
+        # Tone and graying are low-frequency changes: half the work resolution is plenty; the young
+        # look's skin smoothing needs the full work resolution.
+        if young > 0:
+            roi, small = ctx.roi, ctx.current()
+            masks = {k: ctx.pad(v, ctx.face_box) for k, v in ctx.masks(skin=True).items()}
+        else:
+            roi, small, masks = replace(ctx.roi, scale=ctx.roi.scale * 0.5), downscale(ctx.current(), 0.5), \
+                ctx.half_masks()
+        lab = cv2.cvtColor(cv2.convertScaleAbs(small), cv2.COLOR_BGR2LAB)  # cheeks' colour and hair test
+        skin_lab = ctx.cheek_lab(lab, roi)
         fw = face_width(lm) * roi.scale
         delta = np.zeros_like(small)
         skin = feather(masks["face"], fw * 0.05) * (1.0 - masks["lips"])
@@ -127,7 +121,7 @@ class Age(Effect):
             delta = times_mask(cv2.transform(small, (sallow - np.eye(3)).astype(np.float32)), skin)
             g = gray * float(clip((old - 0.15) / 0.55, 0, 1))
             if g > 0:
-                hair = hair_mask(lab, lm, roi, masks, skin_lab)
+                hair = hair_mask(lab.astype(np.float32), lm, roi, masks, skin_lab)
                 brows = np.zeros_like(hair)
                 for b in (RIGHT_BROW, LEFT_BROW):
                     fill(brows, roi.to_work(lm[b]))
@@ -136,43 +130,44 @@ class Age(Effect):
                 # Silver: desaturated, lifted towards a warm light gray, strands' contrast kept:
                 # 0.6 · grey + (88, 96, 100) - pixel, again one affine colour map.
                 delta = cv2.add(delta, times_mask(cv2.transform(small, SILVER_DELTA), m))
-        damp = None
         if young > 0:
             smoothed = smooth_skin(small, lm, roi, 0.5 + 0.5 * young)
             delta += (smoothed - small) * (masks["skin"] * min(1.0, 1.2 * young))[..., None]
             if roi.scale < 0.95:
-                damp = masks["skin"] * (0.6 * young)
+                ctx.add_damp(masks["skin"] * (0.6 * young))
             target = clip(small * np.array([1.0, 1.02, 1.06], np.float32) + 6.0, 0, 255)  # fresh, rosy
             delta += (target - small) * (skin * young * 0.6)[..., None]
-        add_delta(frame, roi, delta, damp)
-        return skin_lab
+            ctx.add(delta)
+            return None
+        toned = cv2.add(small, delta, dtype=cv2.CV_8U)
+        ctx.add(cv2.resize(delta, ctx.roi.work_size, interpolation=cv2.INTER_LINEAR))
+        return toned
 
     @staticmethod
-    def _wrinkles(frame: np.ndarray, face: Face, state: dict, skin_lab: np.ndarray) -> None:
-        """Texture shading computed at work resolution (creases are soft, ~1 px there) and applied to the
-        full-resolution ROI as one per-channel multiplicative factor."""
-        lm = face.landmarks
-        roi = face_roi(lm, frame.shape, margin=0.03, top=0.03, bottom=0.03)
-        if roi is None:
+    def _wrinkles(ctx: FaceContext, state: dict, toned_half: np.ndarray) -> None:
+        """Texture shading computed at work resolution (creases are soft, ~1 px there) on the face's box
+        of the shared grid. It used to multiply the full-resolution ROI; in the fused pass it is a delta
+        (factor - 1) x the toned work image, added with the others — one write-back instead of three."""
+        box = ctx.sub_box(0.03, 0.03, 0.03)
+        if box is None:
             return
-        size = roi.work_size
-        mapper = cached_mapper(state.setdefault("uv", {}), face.id, lm, roi)
+        x0, y0, x1, y1 = box
+        broi = ctx.box_roi(box)
+        size = (x1 - x0, y1 - y0)
+        mapper = cached_mapper(state.setdefault("uv", {}), ctx.face.id, ctx.lm, broi)
         layer = mapper.sample(state["tex"], size)  # (h, w, 2): shading, spot alpha
-        sl = roi.slice()
-        # Only on skin: bangs, glasses or a beard over the mesh keep their look. A soft colour mask:
-        # computed at half the work resolution (a quarter of the Lab conversions) and upsampled.
-        like = skin_likeness(downscale(frame[sl], roi.scale * 0.5), skin_lab)
+        # Only on skin: bangs, glasses or a beard over the mesh keep their look. A soft colour mask at
+        # half the work resolution (the toned image age made there anyway), upsampled.
+        like = skin_likeness(toned_half[y0 // 2:y1 // 2, x0 // 2:x1 // 2], ctx.cheek_lab())
         if like.shape[::-1] != size:
             like = cv2.resize(like, size, interpolation=cv2.INTER_LINEAR)
         # (1 + shading) x (1 - spot · (1 - pigment)) per channel; spots are darker and browner.
-        # q = 1 + shading, r = q · spot -> factor_c = q - pigment_c · r: one 2->3 channel cv2.transform.
-        q = 1.0 + layer[..., 0] * like
-        r = q * layer[..., 1] * like
+        # q = 1 + shading, r = q · spot -> factor_c - 1 = q - 1 - pigment_c · r: one 2->3 channel transform.
+        q = layer[..., 0] * like
+        r = (1.0 + q) * layer[..., 1] * like
         pigment = np.float32([[1.0, -0.45], [1.0, -0.32], [1.0, -0.18]])
-        factor = cv2.transform(cv2.merge([q, r]), pigment)
-        if roi.scale < 1.0:
-            factor = cv2.resize(factor, roi.size, interpolation=cv2.INTER_LINEAR)
-        frame[sl] = cv2.multiply(frame[sl], factor, dtype=cv2.CV_8U)
+        factor_minus_1 = cv2.transform(cv2.merge([q, r]), pigment)
+        ctx.add(cv2.multiply(ctx.crop(box), factor_minus_1), box)
 
 
 def hair_mask(lab: np.ndarray, lm: np.ndarray, roi: Roi, masks: dict[str, np.ndarray], skin_c: np.ndarray

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..tracking.types import Face
+from .context import FaceContext, FrameContexts, Margins
 from .regions import face_roi
 from .warp import WarpField
 
@@ -163,6 +164,12 @@ class Effect:
     params: ClassVar[dict[str, Param]] = {}
     #: False for effects that act on the frame without faces (background).
     needs_faces: ClassVar[bool] = True
+    #: Effects that read the shared per-face context (``context.FaceContext``): the ROI margins
+    #: (sides, top, bottom) they need; the chain's context ROI holds every active effect's.
+    roi_margins: ClassVar[Margins | None] = None
+    #: True when ``accumulate`` only adds to the context's fused pass (no frame writes): the chain then
+    #: runs it with the other fused effects, writes the sum back once, then calls ``finish``.
+    fused: ClassVar[bool] = False
 
     def is_active(self, params: dict) -> bool:
         """False when the params make this effect a no-op (so the chain can skip it)."""
@@ -176,7 +183,29 @@ class Effect:
         """Add this effect's displacements for ``face`` to ``field`` (frame coordinates)."""
 
     def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
-        raise NotImplementedError
+        """Context users get their own contexts here (the effect alone); others override this."""
+        if self.roi_margins is None:
+            raise NotImplementedError
+        return self.render_with(frame, FrameContexts(frame, faces, self.roi_margins), params, state)
+
+    def render_with(self, frame: np.ndarray, ctxs: FrameContexts, params: dict, state: dict) -> np.ndarray:
+        """Render on shared per-face contexts. Default (fused effects): accumulate, write back, finish."""
+        for ctx in ctxs:
+            self.accumulate(ctx, params, state)
+        ctxs.flush()
+        for ctx in ctxs:
+            self.finish(frame, ctx, params, state)
+        self.end_frame(ctxs.faces, state)
+        return frame
+
+    def accumulate(self, ctx: FaceContext, params: dict, state: dict) -> None:
+        """Fused effects: add this effect's work-resolution deltas to ``ctx`` (the frame is not touched)."""
+
+    def finish(self, frame: np.ndarray, ctx: FaceContext, params: dict, state: dict) -> None:
+        """Fused effects: full-resolution steps that need the written-back pixels (teeth, sharpening)."""
+
+    def end_frame(self, faces: list[Face], state: dict) -> None:
+        """After every face of the frame (e.g. drop cached state of faces that left)."""
 
     def apply(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
         if faces and self.warps(params):

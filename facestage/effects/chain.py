@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..tracking.types import Face
 from .base import REGISTRY, Effect, apply_warps, effect_order, load_builtin
+from .context import FrameContexts, union_margins
 from .temporal import LandmarkStabilizer
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
@@ -153,8 +154,38 @@ class EffectChain:
         warpers = [(effect, params) for _, effect, params in active if effect.warps(params)]
         if warpers and work:
             apply_warps(out, work, warpers)
+        # One context per face (shared ROI, masks, work image) for every effect that reads one; fused
+        # effects (beauty, age) add their deltas to it and the sum is written back once, before the next
+        # effect that needs the frame's pixels.
+        margins = [effect.roi_margins for _, effect, _ in active if effect.roi_margins is not None]
+        ctxs = FrameContexts(out, work, union_margins(margins)) if margins and work else None
+        pending: list[tuple[Effect, dict, dict]] = []
+
+        def write_back() -> None:
+            if ctxs is None or not pending:
+                return
+            ctxs.flush()
+            for eff, prm, st in pending:
+                for ctx in ctxs:
+                    eff.finish(out, ctx, prm, st)
+                eff.end_frame(work, st)
+            pending.clear()
+
         for name, effect, params in active:
             if effect.needs_faces and not work:
                 continue
-            out = effect.render(out, work, params, self._states[name])
+            state = self._states[name]
+            if ctxs is not None and effect.roi_margins is not None:
+                ctxs.bind(out)
+                if effect.fused:
+                    for ctx in ctxs:
+                        effect.accumulate(ctx, params, state)
+                    pending.append((effect, params, state))
+                    continue
+                write_back()
+                out = effect.render_with(out, ctxs, params, state)
+                continue
+            write_back()
+            out = effect.render(out, work, params, state)
+        write_back()
         return out

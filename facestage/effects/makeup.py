@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from ..tracking.landmarks import INNER_LIP_LOOP, L_CHEEK, L_FACE_SIDE, R_CHEEK, R_FACE_SIDE
-from ..tracking.types import Face
 from .base import Effect, P, Param, color_bgr, register
+from .context import FaceContext
 from .regions import (
     LEFT_BROW,
     LEFT_EYE,
@@ -26,8 +26,6 @@ from .regions import (
     RIGHT_EYE_UPPER,
     Roi,
     clip,
-    face_roi,
-    face_width,
     feather,
     fill,
 )
@@ -122,9 +120,14 @@ def _liner(p: np.ndarray, upper: list[int], shape: tuple[int, int], fw: float, o
     return feather(m, max(fw * 0.003, 0.5))
 
 
+def _cheek_centres(lm: np.ndarray) -> list[np.ndarray]:
+    """Blush centres: on each cheekbone, a bit outwards."""
+    return [lm[cheek, :2] * 0.75 + lm[outer, :2] * 0.25 for cheek, outer in ((R_CHEEK, R_FACE_SIDE),
+                                                                             (L_CHEEK, L_FACE_SIDE))]
+
+
 def _blush(frame: np.ndarray, c: np.ndarray, fw: float, amount: float, lab: np.ndarray) -> None:
-    """An axis-aligned Gaussian blob computed directly at full resolution on its own box (separable:
-    an outer product of two 1-D Gaussians — no mask to fill, feather or resample)."""
+    """The same blob at full resolution on its own box of the frame (makeup without a fused pass)."""
     sx, sy = fw * 0.085, fw * 0.058
     h, w = frame.shape[:2]
     x0, x1 = max(int(c[0] - 2.5 * sx), 0), min(int(c[0] + 2.5 * sx) + 1, w)
@@ -134,6 +137,27 @@ def _blush(frame: np.ndarray, c: np.ndarray, fw: float, amount: float, lab: np.n
     gx = np.exp(-0.5 * ((np.arange(x0, x1, dtype=np.float32) - c[0]) / sx) ** 2)
     gy = np.exp(-0.5 * ((np.arange(y0, y1, dtype=np.float32) - c[1]) / sy) ** 2)
     frame[y0:y1, x0:x1] = lab_tint(frame[y0:y1, x0:x1], np.outer(gy, gx) * amount, lab, 0.3)
+
+
+def _blush_delta(ctx: FaceContext, c_frame: np.ndarray, amount: float, lab: np.ndarray) -> None:
+    """An axis-aligned Gaussian blob on its own box of the work grid (separable: an outer product of two
+    1-D Gaussians — no mask to fill, feather or resample), as a delta of the fused pass."""
+    s = ctx.roi.scale
+    c = ctx.roi.to_work(c_frame)
+    sx, sy = ctx.fw * 0.085 * s, ctx.fw * 0.058 * s
+    w, h = ctx.roi.work_size
+    x0, x1 = max(int(c[0] - 2.5 * sx), 0), min(int(c[0] + 2.5 * sx) + 1, w)
+    y0, y1 = max(int(c[1] - 2.5 * sy), 0), min(int(c[1] + 2.5 * sy) + 1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    # Work pixel centres sit at (i + 0.5) / s - 0.5 frame pixels: sample the blob there.
+    gx = np.exp(-0.5 * ((np.arange(x0, x1, dtype=np.float32) + 0.5 - 0.5 * s - c[0]) / sx) ** 2)
+    gy = np.exp(-0.5 * ((np.arange(y0, y1, dtype=np.float32) + 0.5 - 0.5 * s - c[1]) / sy) ** 2)
+    box = (x0, y0, x1, y1)
+    sub = ctx.crop(box)
+    sub8 = cv2.convertScaleAbs(sub)
+    tinted = lab_tint(sub8, np.outer(gy, gx) * amount, lab, 0.3)
+    ctx.add(cv2.subtract(tinted, sub8, dtype=cv2.CV_32F), box)
 
 
 @register
@@ -155,51 +179,67 @@ class Makeup(Effect):
     def is_active(self, params: dict) -> bool:
         return any(params[k] > 0 for k in ("lipstick", "blush", "brows", "eyeshadow", "eyeliner"))
 
-    def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
-        for face in faces:
-            lm = face.landmarks
-            roi = face_roi(lm, frame.shape, margin=0.1, top=0.1, bottom=0.05)
-            if roi is None:
-                continue
-            w, h = roi.work_size
-            p = roi.to_work(lm)
-            fw = face_width(lm) * roi.scale
-            shape = (h, w)
-            # Each side is its own region: two small boxes instead of one spanning the nose.
-            if params["blush"] > 0:
-                lab = _lab_of(params["blush_color"])
-                for cheek, outer in ((R_CHEEK, R_FACE_SIDE), (L_CHEEK, L_FACE_SIDE)):
-                    c = lm[cheek, :2] * 0.75 + lm[outer, :2] * 0.25  # on the cheekbone, a bit outwards
-                    _blush(frame, c, face_width(lm), 0.45 * params["blush"], lab)
-            if params["eyeshadow"] > 0:
-                bgr = color_bgr(params["eyeshadow_color"])
-                for upper, brow, eye in ((RIGHT_EYE_UPPER, RIGHT_BROW, RIGHT_EYE),
-                                         (LEFT_EYE_UPPER, LEFT_BROW, LEFT_EYE)):
-                    m = _eyeshadow_mask(p, upper, brow, eye, shape, fw)
-                    _apply_region(frame, roi, m * 0.8 * params["eyeshadow"],
-                                  lambda s, a, c=bgr: multiply_tint(s, a, tuple(min(255, int(v * 1.6)) for v in c)))
-            if params["brows"] > 0:
-                m = np.zeros(shape, np.float32)
-                for brow in (RIGHT_BROW, LEFT_BROW):
-                    fill(m, p[brow])
-                m = feather(cv2.dilate(m, np.ones((2, 2), np.uint8)), fw * 0.008)
-                bgr = color_bgr(params["brows_color"])
+    roi_margins = (0.1, 0.1, 0.05)
+    fused = True  # blush is part of the fused pass; the other regions run on the written-back frame
 
-                def brows_fn(s: np.ndarray, a: np.ndarray, c: tuple = bgr) -> np.ndarray:
-                    # Darken hair more than skin between hairs: weight by how dark the pixel already is.
-                    grey = cv2.cvtColor(s, cv2.COLOR_BGR2GRAY).astype(np.float32)
-                    hair = clip((200.0 - grey) / 120.0, 0.35, 1.0)
-                    return multiply_tint(s, a * hair, tuple(min(255, int(v * 2.2)) for v in c))
+    def accumulate(self, ctx: FaceContext, params: dict, state: dict) -> None:
+        """Blush: a soft, low-frequency tint on the cheeks, where beauty and age write too — computed on
+        the work image and added to the fused pass instead of its own two full-resolution Lab passes."""
+        if params["blush"] <= 0:
+            return
+        if ctx.delta is None:
+            # Nothing else in the fused pass (makeup without beauty or age): a work image and a
+            # write-back just for the blush cost more than its two full-resolution boxes.
+            ctx.cache["blush_direct"] = True
+            return
+        lab = _lab_of(params["blush_color"])
+        for c in _cheek_centres(ctx.lm):
+            _blush_delta(ctx, c, 0.45 * params["blush"], lab)
 
-                _apply_region(frame, roi, m * 0.75 * params["brows"], brows_fn)
-            if params["eyeliner"] > 0:
-                m = np.maximum(_liner(p, RIGHT_EYE_UPPER, shape, fw, True), _liner(p, LEFT_EYE_UPPER, shape, fw, True))
-                _apply_region(frame, roi, clip(m, 0, 1) * 0.9 * params["eyeliner"],
-                              lambda s, a: multiply_tint(s, a, (25, 20, 20)))
-            if params["lipstick"] > 0:
+    def finish(self, frame: np.ndarray, ctx: FaceContext, params: dict, state: dict) -> None:
+        """Small full-resolution regions of the written-back frame; the ROI (the face's own box of the
+        shared grid), work landmarks and face width come from the shared context."""
+        lm, roi = ctx.lm, ctx.face_roi
+        w, h = roi.work_size
+        p = roi.to_work(lm)
+        fw = ctx.fw * roi.scale
+        shape = (h, w)
+        if ctx.cache.pop("blush_direct", False):
+            lab = _lab_of(params["blush_color"])
+            for c in _cheek_centres(lm):
+                _blush(frame, c, ctx.fw, 0.45 * params["blush"], lab)
+        if params["eyeshadow"] > 0:
+            bgr = color_bgr(params["eyeshadow_color"])
+            for upper, brow, eye in ((RIGHT_EYE_UPPER, RIGHT_BROW, RIGHT_EYE),
+                                     (LEFT_EYE_UPPER, LEFT_BROW, LEFT_EYE)):
+                m = _eyeshadow_mask(p, upper, brow, eye, shape, fw)
+                _apply_region(frame, roi, m * 0.8 * params["eyeshadow"],
+                              lambda s, a, c=bgr: multiply_tint(s, a, tuple(min(255, int(v * 1.6)) for v in c)))
+        if params["brows"] > 0:
+            m = np.zeros(shape, np.float32)
+            for brow in (RIGHT_BROW, LEFT_BROW):
+                fill(m, p[brow])
+            m = feather(cv2.dilate(m, np.ones((2, 2), np.uint8)), fw * 0.008)
+            bgr = color_bgr(params["brows_color"])
+
+            def brows_fn(s: np.ndarray, a: np.ndarray, c: tuple = bgr) -> np.ndarray:
+                # Darken hair more than skin between hairs: weight by how dark the pixel already is.
+                grey = cv2.cvtColor(s, cv2.COLOR_BGR2GRAY).astype(np.float32)
+                hair = clip((200.0 - grey) / 120.0, 0.35, 1.0)
+                return multiply_tint(s, a * hair, tuple(min(255, int(v * 2.2)) for v in c))
+
+            _apply_region(frame, roi, m * 0.75 * params["brows"], brows_fn)
+        if params["eyeliner"] > 0:
+            m = np.maximum(_liner(p, RIGHT_EYE_UPPER, shape, fw, True), _liner(p, LEFT_EYE_UPPER, shape, fw, True))
+            _apply_region(frame, roi, clip(m, 0, 1) * 0.9 * params["eyeliner"],
+                          lambda s, a: multiply_tint(s, a, (25, 20, 20)))
+        if params["lipstick"] > 0:
+            shared = ctx.masks_if_made()
+            if shared is not None and fw * 0.006 >= 0.6:
+                m = shared["lips"]  # the same ring, feathered the same, that beauty or age already filled
+            else:
                 m = fill(np.zeros(shape, np.float32), p[LIPS_OUTER])
                 m -= fill(np.zeros(shape, np.float32), p[INNER_LIP_LOOP])
                 m = feather(clip(m, 0, 1), max(fw * 0.006, 0.6))
-                lab = _lab_of(params["lipstick_color"])
-                _apply_region(frame, roi, m * params["lipstick"], lambda s, a, lab=lab: lab_tint(s, a, lab, 0.6))
-        return frame
+            lab = _lab_of(params["lipstick_color"])
+            _apply_region(frame, roi, m * params["lipstick"], lambda s, a, lab=lab: lab_tint(s, a, lab, 0.6))

@@ -89,8 +89,9 @@ def skin_likeness(small_bgr: np.ndarray, skin_lab: np.ndarray, tolerance: float 
     return sigmoid(lab_distance(lab, skin_lab), tolerance, -6.0)
 
 
-def cheek_lab(small_bgr: np.ndarray, lm: np.ndarray, roi: Roi) -> np.ndarray:
-    """Median Lab colour of the two cheeks, from a work-resolution BGR image of ``roi``."""
+def cheek_lab(small_bgr: np.ndarray, lm: np.ndarray, roi: Roi, is_lab: bool = False) -> np.ndarray:
+    """Median Lab colour of the two cheeks, from a work-resolution BGR image of ``roi`` (or its Lab
+    conversion, ``is_lab``, when the caller has one)."""
     p = roi.to_work(lm)
     fw = face_width(lm) * roi.scale
     cheeks = np.zeros(small_bgr.shape[:2], np.uint8)
@@ -98,5 +99,5 @@ def cheek_lab(small_bgr: np.ndarray, lm: np.ndarray, roi: Roi) -> np.ndarray:
         cv2.circle(cheeks, tuple(int(v) for v in p[c]), max(int(fw * 0.06), 1), 1, -1)
     if cheeks.sum() == 0:
         return np.array([160.0, 140.0, 145.0], np.float32)
-    lab = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2LAB)
+    lab = small_bgr if is_lab else cv2.cvtColor(small_bgr, cv2.COLOR_BGR2LAB)
     return np.median(lab[cheeks > 0], axis=0).astype(np.float32)
