@@ -42,6 +42,21 @@ def _features(part: MeshPart, textured: bool, morph: bool) -> tuple[str, ...]:
     return tuple(f)
 
 
+SCATTER_TINT = (0.25, 0.06, 0.03)  # skin scatters red light past the terminator
+
+
+def material_uniforms(m) -> tuple[tuple[str, object], ...]:
+    """A material's shader uniforms, with every term that depends on the material alone folded here."""
+    r = min(max(float(m.roughness), 0.05), 1.0)
+    shin = 2.0 / r**4 - 2.0  # Blinn-Phong exponent matching a GGX lobe of this roughness
+    wrap = 0.5 * float(m.subsurface)
+    return (("u_color", tuple(float(c) for c in m.color)), ("u_shin", shin),
+            ("u_spec_n", float(m.specular) * (shin + 8.0) / 25.0), ("u_wrap", wrap), ("u_wrap_n", 1.0 / (1.0 + wrap)),
+            ("u_scatter", tuple(float(m.subsurface) * t for t in SCATTER_TINT)),
+            ("u_cutoff", float(m.alpha_cutoff)), ("u_toon", float(m.toon)),
+            ("u_shade", tuple(float(c) for c in m.shade_color)))
+
+
 class _GpuPart:
     def __init__(self, ctx, programs, part: MeshPart, joints: np.ndarray, weights: np.ndarray) -> None:
         self.part = part
@@ -63,6 +78,7 @@ class _GpuPart:
         self.vbo = ctx.buffer(v.tobytes())
         self.ibo = ctx.buffer(part.indices.astype("u4").tobytes())
         tex = part.material.texture
+        self.uniforms = material_uniforms(part.material)
         self.prog = prog = programs(_features(part, tex is not None, self.morph is not None))
         self.vao = ctx.vertex_array(prog, [(self.vbo, "3f 3f 3f 2f 4i 4f 1i", "in_pos", "in_nrm", "in_col", "in_uv",
                                             "in_joints", "in_weights", "in_morph")], self.ibo,
@@ -308,10 +324,7 @@ class GLRenderer:
     def _draw_part(self, gp: _GpuPart) -> None:
         ctx, mgl, p = self.ctx, self._mgl, gp.prog
         m = gp.part.material
-        for name, value in (("u_color", tuple(float(c) for c in m.color)), ("u_rough", float(m.roughness)),
-                            ("u_spec", float(m.specular)), ("u_sss", float(m.subsurface)),
-                            ("u_cutoff", float(m.alpha_cutoff)), ("u_toon", float(m.toon)),
-                            ("u_shade", tuple(float(c) for c in m.shade_color))):
+        for name, value in gp.uniforms:
             if (u := p.get(name, None)) is not None:
                 u.value = value
         if gp.texture is not None:

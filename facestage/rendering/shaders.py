@@ -25,6 +25,7 @@ out vec3 v_pos;
 out vec3 v_nrm;
 out vec3 v_col;
 out vec2 v_uv;
+out float v_occl;
 void main() {
     vec3 p = in_pos;
     vec3 n = in_nrm;
@@ -46,6 +47,9 @@ void main() {
     v_pos = wp.xyz;
     v_nrm = mat3(m) * n;
     v_col = in_col;
+    // Cavity occlusion: painted-dark regions (mouth interior) get no highlights. A function of the vertex
+    // colour alone, so per vertex (interpolated) rather than a smoothstep per fragment.
+    v_occl = smoothstep(0.06, 0.3, max(in_col.r, max(in_col.g, in_col.b)));
     v_uv = in_uv;
     gl_Position = u_viewproj * wp;
 }
@@ -55,9 +59,13 @@ FRAGMENT_SHADER = """
 #version 330
 uniform vec3 u_eye;
 uniform vec4 u_color;
-uniform float u_rough;
-uniform float u_spec;
-uniform float u_sss;
+// Material terms folded on the CPU (``GLRenderer._material_uniforms``): per-fragment work on uniforms is
+// not hoisted by llvmpipe, it runs for every pixel.
+uniform float u_shin;        // Blinn-Phong exponent from roughness
+uniform float u_spec_n;      // specular × energy normalisation (shin + 8) / 25
+uniform float u_wrap;        // wrapped-diffuse offset 0.5·subsurface
+uniform float u_wrap_n;      // 1 / (1 + u_wrap)
+uniform vec3 u_scatter;      // subsurface × the red scatter tint
 uniform float u_cutoff;
 uniform float u_toon;        // MToon approximation: 0 smooth, 1 hard two-tone
 uniform vec3 u_shade;        // MToon shade colour (multiplies albedo in the shadowed band)
@@ -70,26 +78,24 @@ in vec3 v_pos;
 in vec3 v_nrm;
 in vec3 v_col;
 in vec2 v_uv;
+in float v_occl;
 out vec4 f_color;
 
 // Gamma 2.0 (square / square root) instead of 2.2: two pow() per fragment cost llvmpipe ~1 ms at 512².
 vec3 to_linear(vec3 c) { return c * c; }
 
-float g_occl = 1.0;  // cavity occlusion: painted-dark regions (mouth interior) get no highlights
-
-vec3 light(vec3 n, vec3 v, vec3 l, vec3 col, vec3 albedo, float shin) {
-    float w = 0.5 * u_sss;
+vec3 light(vec3 n, vec3 v, vec3 l, vec3 col, vec3 albedo) {
     float ndl = dot(n, l);
 #ifdef TOON
     float band = smoothstep(0.0, 0.1 + 0.4 * (1.0 - u_toon), ndl);
     return col * mix(albedo * u_shade, albedo, band);
 #else
-    float diff = max(0.0, (ndl + w) / (1.0 + w));
+    float diff = max(0.0, (ndl + u_wrap) * u_wrap_n);
     // Skin scatters red light past the terminator.
-    vec3 scatter = u_sss * vec3(0.25, 0.06, 0.03) * max(0.0, 1.0 - abs(ndl + 0.1) * 3.0);
+    vec3 scatter = u_scatter * max(0.0, 1.0 - abs(ndl + 0.1) * 3.0);
     vec3 h = normalize(l + v);
-    float spec = g_occl * u_spec * pow(max(0.0, dot(n, h)), shin) * (shin + 8.0) / 25.0 * step(0.0, ndl);
-    return col * (albedo * diff + albedo * scatter + vec3(spec));
+    float spec = v_occl * u_spec_n * pow(max(0.0, dot(n, h)), u_shin) * step(0.0, ndl);
+    return col * (albedo * (diff + scatter) + vec3(spec));
 #endif
 }
 
@@ -111,18 +117,15 @@ void main() {
     f_color = vec4(base, alpha);
 #else
     vec3 albedo = to_linear(base);
-    g_occl = smoothstep(0.06, 0.3, max(v_col.r, max(v_col.g, v_col.b)));
     vec3 n = normalize(v_nrm);
     vec3 v = normalize(u_eye - v_pos);
     if (dot(n, v) < 0.0) n = -n;  // lids and shells are seen from both sides
-    float r = clamp(u_rough, 0.05, 1.0);
-    float shin = 2.0 / (r * r * r * r) - 2.0;
     vec3 c = albedo * mix(u_ground, u_sky, 0.5 + 0.5 * n.y);
-    c += light(n, v, u_key_dir, u_key_col, albedo, shin);
-    c += light(n, v, u_fill_dir, u_fill_col, albedo, shin);
+    c += light(n, v, u_key_dir, u_key_col, albedo);
+    c += light(n, v, u_fill_dir, u_fill_col, albedo);
     float fr = 1.0 - max(dot(n, v), 0.0);
     float rim = fr * fr * fr * max(0.0, dot(n, u_rim_dir) + 0.35);
-    c += u_rim_col * rim * (0.35 + 0.65 * albedo) * g_occl;
+    c += u_rim_col * rim * (0.35 + 0.65 * albedo) * v_occl;
     c = c / (1.0 + 0.15 * c);  // gentle highlight roll-off
     f_color = vec4(sqrt(c), alpha);
 #endif
