@@ -42,6 +42,30 @@ def _features(part: MeshPart, textured: bool, morph: bool) -> tuple[str, ...]:
     return tuple(f)
 
 
+MORTON_BITS = 10  # per axis: 1024 cells over a part's extent, ~0.3 mm on a head, finer than its triangles
+
+
+def _spread_bits(x: np.ndarray) -> np.ndarray:
+    """Insert two zero bits between each of the low 10 bits (the usual 3-D Morton interleave)."""
+    x = (x | (x << 16)) & 0x030000FF
+    x = (x | (x << 8)) & 0x0300F00F
+    x = (x | (x << 4)) & 0x030C30C3
+    return (x | (x << 2)) & 0x09249249
+
+
+def spatial_order(positions: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Triangle order along a Morton (Z-order) curve of their centroids.
+
+    llvmpipe shades vertices on the calling thread in batches and reuses a vertex only within a batch, so
+    neighbours drawn together are shaded once: on the ava skin (11 k triangles) the draw call went from
+    6-9 ms to 1.5 ms (wall, interleaved runs), and this is serial work before the raster threads start."""
+    c = positions[tris].mean(axis=1)
+    lo, span = c.min(axis=0), np.ptp(c, axis=0) + 1e-12
+    q = ((c - lo) / span * (2**MORTON_BITS - 1)).astype(np.int64)
+    code = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << 1) | (_spread_bits(q[:, 2]) << 2)
+    return np.argsort(code, kind="stable")
+
+
 SCATTER_TINT = (0.25, 0.06, 0.03)  # skin scatters red light past the terminator
 
 
@@ -76,7 +100,10 @@ class _GpuPart:
         v["p"], v["n"], v["c"], v["uv"] = part.positions, part.normals, part.colors, part.uvs
         v["j"], v["w"], v["m"] = joints, weights, rows
         self.vbo = ctx.buffer(v.tobytes())
-        self.ibo = ctx.buffer(part.indices.astype("u4").tobytes())
+        tris = part.indices.reshape(-1, 3)
+        if part.material.alpha_mode != "BLEND":  # blended parts keep their authored order (it is their sorting)
+            tris = tris[spatial_order(part.positions, tris)]
+        self.ibo = ctx.buffer(np.ascontiguousarray(tris, dtype="u4").tobytes())
         tex = part.material.texture
         self.uniforms = material_uniforms(part.material)
         self.prog = prog = programs(_features(part, tex is not None, self.morph is not None))
