@@ -84,6 +84,14 @@ out vec4 f_color;
 // Gamma 2.0 (square / square root) instead of 2.2: two pow() per fragment cost llvmpipe ~1 ms at 512².
 vec3 to_linear(vec3 c) { return c * c; }
 
+// pow(t, s) = exp2(s·ln t / ln 2) with ln t ≈ d − d²/2 (d = t − 1): off by < 0.1 % of the peak for t > 0.8
+// at skin's shininess (~20); only very rough materials (s ≈ 2) get a far tail up to 6 % of the peak
+// brighter. Spares llvmpipe the log2 polynomial per light (−0.5 ms at 512², ava, interleaved).
+float spec_pow(float t, float s) {
+    float d = t - 1.0;
+    return exp2(s * 1.442695 * (d - 0.5 * d * d));
+}
+
 vec3 light(vec3 n, vec3 v, vec3 l, vec3 col, vec3 albedo) {
     float ndl = dot(n, l);
 #ifdef TOON
@@ -94,7 +102,7 @@ vec3 light(vec3 n, vec3 v, vec3 l, vec3 col, vec3 albedo) {
     // Skin scatters red light past the terminator.
     vec3 scatter = u_scatter * max(0.0, 1.0 - abs(ndl + 0.1) * 3.0);
     vec3 h = normalize(l + v);
-    float spec = v_occl * u_spec_n * pow(max(0.0, dot(n, h)), u_shin) * step(0.0, ndl);
+    float spec = v_occl * u_spec_n * spec_pow(max(0.0, dot(n, h)), u_shin) * step(0.0, ndl);
     return col * (albedo * (diff + scatter) + vec3(spec));
 #endif
 }
