@@ -6,6 +6,9 @@ Everything per vertex happens in the vertex shader, so a frame uploads only a fe
 - linear-blend skinning: ≤ 4 joints per vertex blended from a uniform block of skin matrices;
 - shading: three-point lights with wrapped diffuse and a red scatter term for skin, texture alpha modes.
 Anti-aliasing is on for every frame: MSAA when ``msaa > 1``, else an FXAA pass (cheap on llvmpipe).
+Shaped by llvmpipe (docs/avatar.md): one program per material combination (its SIMD code runs both sides
+of every branch), triangles in Morton order (shaded vertices are reused only within a batch), parts front
+to back (it depth-tests before shading).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ FRAGMENT_SHADER = """
 #version 330
 uniform vec3 u_eye;
 uniform vec4 u_color;
-// Material terms folded on the CPU (``GLRenderer._material_uniforms``): per-fragment work on uniforms is
+// Material terms folded on the CPU (``gl_renderer.material_uniforms``): per-fragment work on uniforms is
 // not hoisted by llvmpipe, it runs for every pixel.
 uniform float u_shin;        // Blinn-Phong exponent from roughness
 uniform float u_spec_n;      // specular × energy normalisation (shin + 8) / 25
