@@ -175,6 +175,10 @@ class Effect:
         """False when the params make this effect a no-op (so the chain can skip it)."""
         return True
 
+    def frame_wide(self, params: dict) -> bool:
+        """True when these params act on the whole frame, not on faces (a per-face chain leaves it out)."""
+        return not self.needs_faces
+
     def warps(self, params: dict) -> bool:
         """True when these params reshape the face (then ``add_warp`` is called per face)."""
         return False

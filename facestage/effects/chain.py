@@ -96,11 +96,18 @@ def merge_configs(*configs: dict | None) -> dict:
     return out
 
 
+MAX_FACE_CHAINS = 16  # per-face chains a stream may hold (a group scene: one per person, with room to spare)
+
+
 class EffectChain:
-    """Effects applied in a fixed order (background, beauty, age, makeup, paint, sticker).
+    """Effects applied in a fixed order (background, beauty, age, makeup, paint, sticker, props, lut).
 
     Temporal state lives here: landmark stabilisation keyed by face id, and one ``state`` dict per
     effect that survives ``update`` as long as the effect stays in the chain.
+
+    Faces can have chains of their own (:meth:`set_face_configs`, by tracker face id): such a face gets
+    its own face effects in place of the chain's, and the frame-wide effects (background, a whole-frame
+    LUT) still come from the chain, once, after every face's effects.
     """
 
     def __init__(self, config: dict | None = None) -> None:
@@ -108,6 +115,7 @@ class EffectChain:
         self._effects: dict[str, Effect] = {}
         self._states: dict[str, dict] = {}
         self._stabilizer = LandmarkStabilizer()
+        self._face_chains: dict[int, EffectChain] = {}
         self.update(config or {})
 
     @classmethod
@@ -139,12 +147,53 @@ class EffectChain:
         """Forget temporal state (e.g. on a scene cut or a new video)."""
         self._stabilizer = LandmarkStabilizer()
         self._states = {name: {} for name in self._effects}
+        for chain in self._face_chains.values():
+            chain.reset()
+
+    @property
+    def face_configs(self) -> dict[int, dict[str, dict[str, Any]]]:
+        return {fid: chain.config for fid, chain in self._face_chains.items()}
+
+    def set_face_configs(self, configs: dict[int, dict]) -> None:
+        """Give these face ids chains of their own (replacing earlier ones; ``{}`` clears them). Each config
+        is validated like a chain's; its frame-wide effects are refused (they act on the whole frame, so they
+        belong to the chain). A bad config leaves every chain as it was."""
+        if not isinstance(configs, dict) or len(configs) > MAX_FACE_CHAINS:
+            raise ConfigError(f"per-face effects: an object {{face id: chain}} of at most {MAX_FACE_CHAINS} faces")
+        norm: dict[int, dict] = {}
+        for fid, config in configs.items():
+            if not isinstance(fid, int) or isinstance(fid, bool) or fid < 0:
+                raise ConfigError(f"per-face effects: face ids are the tracker's ids (integers >= 0), got {fid!r}")
+            cfg = normalize_config(config)
+            wide = [n for n, prm in cfg.items() if REGISTRY[n]().frame_wide(prm)]
+            if wide:
+                raise ConfigError(f"per-face effects for face {fid}: {', '.join(wide)} act(s) on the whole frame; "
+                                  "set it on the chain, not per face")
+            norm[fid] = cfg
+        chains = {}
+        for fid, cfg in norm.items():
+            chain = self._face_chains.get(fid) or EffectChain()
+            chain.update(cfg)
+            chains[fid] = chain
+        self._face_chains = chains
 
     def apply(self, frame_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """A new BGR uint8 frame with every active effect applied to every face."""
+        """A new BGR uint8 frame with every active effect applied to every face (faces with chains of
+        their own get theirs instead)."""
         if not isinstance(frame_bgr, np.ndarray) or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
             raise InputError("EffectChain.apply expects a BGR uint8 image of shape (H, W, 3)")
         out = np.ascontiguousarray(frame_bgr, dtype=np.uint8).copy()
+        if self._face_chains:
+            # each face with its own chain first (face effects only), then the chain's faces and the
+            # frame-wide effects over everything, so a whole-frame grade lands on every face alike
+            for face in faces:
+                own = self._face_chains.get(face.id)
+                if own is not None:
+                    out = own._apply(out, [face])
+            faces = [f for f in faces if f.id not in self._face_chains]
+        return self._apply(out, faces)
+
+    def _apply(self, out: np.ndarray, faces: list[Face]) -> np.ndarray:
         # Working copies: stabilised landmarks, and warping effects move them for the effects after them.
         work = [replace(f, landmarks=self._stabilizer(f.id, f.landmarks)) for f in faces]
         self._stabilizer.end_frame({f.id for f in faces})

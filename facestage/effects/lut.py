@@ -192,6 +192,9 @@ class Lut(Effect):
     def is_active(self, params: dict) -> bool:
         return bool(params["lut"]) and params["strength"] > 0
 
+    def frame_wide(self, params: dict) -> bool:
+        return params["region"] == "frame"
+
     def render(self, frame: np.ndarray, faces: list[Face], params: dict, state: dict) -> np.ndarray:
         if state.get("lut") != params["lut"]:
             state["table"], state["lut"] = packed_lut(resolve_lut(params["lut"])), params["lut"]

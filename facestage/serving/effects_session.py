@@ -26,6 +26,7 @@ class EffectsSession(Session):
         super().__init__(engine, out, state)
         self._flow = None  # the EffectsPipeline, made on the first frame (on a worker thread)
         self._pending: dict | None = None
+        self._pending_faces: dict[int, dict] | None = None
 
     def _configure(self, msg: dict[str, Any]) -> None:
         from ..effects import load_preset, merge_configs, normalize_config
@@ -53,12 +54,33 @@ class EffectsSession(Session):
             effects = normalize_config(cfg)  # ConfigError names the bad effect/param
             resolved = self._assets().resolve_config(effects)  # names only; refused before anything is stored
             self.state.effects, self._pending = effects, resolved
+        if "face_effects" in msg:
+            self._configure_faces(msg["face_effects"])
+
+    def _configure_faces(self, spec: Any) -> None:
+        """``{"face id": chain config or preset name, ...}``: those faces get effects of their own (a group
+        scene: each person their look); ``null`` or ``{}`` clears them. Checked whole before anything changes."""
+        from ..effects import EffectChain, load_preset, normalize_config
+
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            raise ProtocolError("bad_field", 'face_effects: an object {"FACE_ID": chain or preset name}')
+        configs: dict[int, dict] = {}
+        for key, value in spec.items():
+            if not (isinstance(key, str) and key.isdigit() and len(key) <= 6):
+                raise ProtocolError("bad_field", f"face_effects: keys are face ids as in the faces data, got {key!r}")
+            configs[int(key)] = normalize_config(load_preset(value) if isinstance(value, str) else value)
+        EffectChain().set_face_configs(configs)  # the same checks the live chain makes (count, frame-wide)
+        resolved = {fid: self._assets().resolve_config(cfg) for fid, cfg in configs.items()}
+        self.state.options["face_effects"] = {str(fid): cfg for fid, cfg in configs.items()}
+        self._pending_faces = resolved
 
     def _assets(self) -> NamedAssets:
         return NamedAssets(self.engine.upload_dir, self.brand_access)
 
     async def start(self, options: dict[str, Any]) -> dict[str, Any]:
-        allowed = {"effects", "preset", "faces", "landmarks", "quality", "channel", "max_faces"}
+        allowed = {"effects", "preset", "faces", "landmarks", "quality", "channel", "max_faces", "face_effects"}
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise ProtocolError("unknown_field", f"effects options: unknown field(s) {', '.join(unknown)}; "
@@ -79,7 +101,7 @@ class EffectsSession(Session):
     async def on_message(self, msg: dict[str, Any]) -> None:
         if msg["type"] != "config":
             await super().on_message(msg)
-        allowed = {"type", "effects", "preset", "faces", "landmarks", "quality", "channel"}
+        allowed = {"type", "effects", "preset", "faces", "landmarks", "quality", "channel", "face_effects"}
         unknown = sorted(set(msg) - allowed)
         if unknown:
             raise ProtocolError("unknown_field", f"config for an effects session: unknown field(s) "
@@ -105,6 +127,9 @@ class EffectsSession(Session):
         if self._pending is not None:
             flow.chain.update(self._pending)
             self._pending = None
+        if self._pending_faces is not None:
+            flow.chain.set_face_configs(self._pending_faces)
+            self._pending_faces = None
         res = flow.process(payload, t, effects=bool(self.state.effects))
         face_json = ([f.to_json(landmarks=bool(self.state.options.get("landmarks"))) for f in res.faces]
                      if self.state.options.get("faces") else [])

@@ -84,6 +84,8 @@ SCHEMAS: dict[str, Schema] = {
         "quality": Option("int", 80, "JPEG quality", 30, 100),
         "channel": Option("channel", None, "publish output on this channel", nullable=True),
         "max_faces": Option("int", 4, "faces to track", 1, 4),
+        "face_effects": Option("object", None, '{"FACE_ID": chain or preset}: faces with effects of their own',
+                               nullable=True),
     },
     "avatar": {
         "channel": Option("channel", None, "publish output on this channel", nullable=True),

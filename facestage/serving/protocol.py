@@ -96,6 +96,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "config": {"channel": ((str, type(None)), False),
                "effects": (_ANY_OBJ + (str, type(None)), False), "preset": ((str, type(None)), False),
                "faces": ((bool,), False), "landmarks": ((bool,), False), "quality": (_NUM, False),
+               "face_effects": ((dict, type(None)), False),
                "avatar": ((str,), False), "size": (_NUM, False), "alpha": ((bool,), False),
                "background": ((list, str, type(None)), False), "pixels": ((bool,), False),
                "weights": ((str, bool), False), "vmc": ((dict, type(None)), False),
