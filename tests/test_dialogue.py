@@ -216,32 +216,48 @@ def _gguf() -> Path:
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def _start_llama(log_path: Path, wait_s: float) -> tuple[subprocess.Popen, str] | None:
+    """llama.cpp's server on a free port, once it answers /models (None: it died or stayed silent)."""
+    port = _free_port()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()), "--host",
+                                 "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
+                                stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + wait_s
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.3)
+    _stop(proc)
+    return None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
-def llama_server():
+def llama_server(tmp_path_factory):
     """llama.cpp's OpenAI-compatible server with the packaged SmolLM2-135M (a real server, real tokens)."""
     assert importlib.util.find_spec("llama_cpp"), "pip install 'facestage[llm]' (llama-cpp-python[server])"
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()), "--host",
-                             "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    # A fresh-machine run once saw the server alive but silent for 90 s on its port; a second start on
+    # another port is cheap (~2 s), and the log says what happened if both fail.
+    started = _start_llama(log_path, 60) or _start_llama(log_path, 60)
+    assert started, f"llama.cpp server did not start; its log:\n{log_path.read_text(errors='replace')[-3000:]}"
+    proc, url = started
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=2).read()
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline, "llama.cpp server did not start"
-                time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def test_openai_client_streams_tokens_from_a_real_server(llama_server):
