@@ -236,3 +236,18 @@ def test_haproxy_ingress_environment_is_this_clusters_own(monkeypatch):
     assert ingress.resolve("auto") == "proxy"
     with pytest.raises(ConfigError, match="no haproxy binary"):
         ingress.resolve("haproxy")
+
+
+def test_memory_checkpoints_are_bounded_in_bytes_oldest_first():
+    store = MemoryCheckpoints(limit_bytes=20_000)
+    big = {"session": "effects", "blob": "x" * 6_000}
+
+    async def main() -> None:
+        for i in range(10):
+            await store.put(f"s{i}", "scope", big)
+        assert store.bytes <= 20_000
+        assert await store.get("s0") is None and await store.get("s9") is not None  # the oldest went first
+        await store.delete("s9")
+        assert store.bytes == sum(len(v[1]) for v in store._items.values())
+
+    asyncio.run(main())

@@ -53,7 +53,11 @@ def test_thousand_connect_disconnect_cycles_leak_nothing(proc):
           f"threads {before['threads']} -> {after['threads']}")
     assert after["threads"] == before["threads"]
     assert after["sessions"] == 0 and after["connections"] == 0
-    assert after["rss_kb"] - before["rss_kb"] < 8 * 1024
+    # what the server keeps on purpose: each vanished session's checkpoint, for a resume (bounded in count,
+    # bytes and time); everything else must be freed
+    kept = after["checkpoint_kb"] - before["checkpoint_kb"]
+    assert 0 < kept < 64 * 1024
+    assert after["rss_kb"] - before["rss_kb"] - kept < 8 * 1024
 
 
 def test_a_client_that_stops_reading_does_not_grow_server_memory(proc):
