@@ -105,3 +105,27 @@ def test_preset_fallback_table_is_the_exporters_vrm_presets():
     assert json.loads(body.group(1)) == VRM_PRESETS
     order = re.findall(r'"(\w+)"', re.search(r"export const PRESET_ORDER = \[(.*?)\];", js).group(1))
     assert sorted(order) == sorted(VRM_PRESETS)
+
+
+def test_the_pages_import_maps_agree_and_resolve(srv):
+    """Browsers take no external import map, so each page carries a copy (only XR needs iwer): a package
+    must map to the same file on every page, and every entry must be served from our own origin."""
+    import re
+    from pathlib import Path
+
+    web = Path(__file__).resolve().parents[1] / "facestage" / "web"
+    maps = {}
+    for page in sorted(web.glob("*.html")):
+        m = re.search(r'<script type="importmap">(.*?)</script>', page.read_text(), re.S)
+        if m:
+            maps[page.name] = json.loads(m.group(1))
+    assert {"studio.html", "output.html", "console.html", "xr.html"} <= set(maps)
+    merged: dict[str, str] = {}
+    for page, m in maps.items():
+        for name, target in m["imports"].items():
+            assert merged.setdefault(name, target) == target, (page, name, target, merged[name])
+    for name, target in merged.items():
+        # a prefix entry ("three/addons/") is checked through a module the pages import from it
+        path = target + "loaders/GLTFLoader.js" if target.endswith("/") else target
+        status, _, _ = get(srv, path)
+        assert status == 200, (name, path)

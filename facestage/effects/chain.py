@@ -99,6 +99,24 @@ def merge_configs(*configs: dict | None) -> dict:
 MAX_FACE_CHAINS = 16  # per-face chains a stream may hold (a group scene: one per person, with room to spare)
 
 
+def check_face_configs(configs: Any) -> dict[int, dict[str, dict[str, Any]]]:
+    """Validated per-face chain configs ``{face id: config}``: at most MAX_FACE_CHAINS faces, tracker ids,
+    each config normalised, no frame-wide effect (those act on the whole frame and belong to the chain)."""
+    if not isinstance(configs, dict) or len(configs) > MAX_FACE_CHAINS:
+        raise ConfigError(f"per-face effects: an object {{face id: chain}} of at most {MAX_FACE_CHAINS} faces")
+    norm: dict[int, dict] = {}
+    for fid, config in configs.items():
+        if not isinstance(fid, int) or isinstance(fid, bool) or fid < 0:
+            raise ConfigError(f"per-face effects: face ids are the tracker's ids (integers >= 0), got {fid!r}")
+        cfg = normalize_config(config)
+        wide = [n for n, prm in cfg.items() if REGISTRY[n]().frame_wide(prm)]
+        if wide:
+            raise ConfigError(f"per-face effects for face {fid}: {', '.join(wide)} act(s) on the whole frame; "
+                              "set it on the chain, not per face")
+        norm[fid] = cfg
+    return norm
+
+
 class EffectChain:
     """Effects applied in a fixed order (background, beauty, age, makeup, paint, sticker, props, lut).
 
@@ -158,18 +176,7 @@ class EffectChain:
         """Give these face ids chains of their own (replacing earlier ones; ``{}`` clears them). Each config
         is validated like a chain's; its frame-wide effects are refused (they act on the whole frame, so they
         belong to the chain). A bad config leaves every chain as it was."""
-        if not isinstance(configs, dict) or len(configs) > MAX_FACE_CHAINS:
-            raise ConfigError(f"per-face effects: an object {{face id: chain}} of at most {MAX_FACE_CHAINS} faces")
-        norm: dict[int, dict] = {}
-        for fid, config in configs.items():
-            if not isinstance(fid, int) or isinstance(fid, bool) or fid < 0:
-                raise ConfigError(f"per-face effects: face ids are the tracker's ids (integers >= 0), got {fid!r}")
-            cfg = normalize_config(config)
-            wide = [n for n, prm in cfg.items() if REGISTRY[n]().frame_wide(prm)]
-            if wide:
-                raise ConfigError(f"per-face effects for face {fid}: {', '.join(wide)} act(s) on the whole frame; "
-                                  "set it on the chain, not per face")
-            norm[fid] = cfg
+        norm = check_face_configs(configs)
         chains = {}
         for fid, cfg in norm.items():
             chain = self._face_chains.get(fid) or EffectChain()

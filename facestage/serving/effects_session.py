@@ -60,7 +60,8 @@ class EffectsSession(Session):
     def _configure_faces(self, spec: Any) -> None:
         """``{"face id": chain config or preset name, ...}``: those faces get effects of their own (a group
         scene: each person their look); ``null`` or ``{}`` clears them. Checked whole before anything changes."""
-        from ..effects import EffectChain, load_preset, normalize_config
+        from ..effects import load_preset
+        from ..effects.chain import check_face_configs
 
         if spec is None:
             spec = {}
@@ -70,8 +71,8 @@ class EffectsSession(Session):
         for key, value in spec.items():
             if not (isinstance(key, str) and key.isdigit() and len(key) <= 6):
                 raise ProtocolError("bad_field", f"face_effects: keys are face ids as in the faces data, got {key!r}")
-            configs[int(key)] = normalize_config(load_preset(value) if isinstance(value, str) else value)
-        EffectChain().set_face_configs(configs)  # the same checks the live chain makes (count, frame-wide)
+            configs[int(key)] = load_preset(value) if isinstance(value, str) else value
+        configs = check_face_configs(configs)  # the checks the live chain makes (count, ids, frame-wide)
         resolved = {fid: self._assets().resolve_config(cfg) for fid, cfg in configs.items()}
         self.state.options["face_effects"] = {str(fid): cfg for fid, cfg in configs.items()}
         self._pending_faces = resolved

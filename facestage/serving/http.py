@@ -134,7 +134,7 @@ async def _route(app: App, req: HTTPRequest) -> Response:
                                    "frames_dropped": sum(s.out.dropped + s.state.dropped_in for s in app.sessions),
                                    "rss_kb": rss_kb(),
                                    # held for resumes after a drop (bounded; see shared/checkpoints.py)
-                                   "checkpoint_kb": getattr(app.checkpoints, "bytes", 0) // 1024})
+                                   "checkpoint_kb": app.checkpoints.bytes // 1024})
     if m == "GET" and p == "/v1/effects":
         from ..effects import list_effects, list_presets, load_preset
 

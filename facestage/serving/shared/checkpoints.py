@@ -24,6 +24,8 @@ class StoredCheckpoint:
 
 
 class CheckpointStore(Protocol):
+    bytes: int  # checkpoint bytes this process holds in memory (0 when they live in Redis)
+
     async def put(self, session_id: str, scope: str, state: dict[str, Any]) -> None: ...
 
     async def get(self, session_id: str) -> StoredCheckpoint | None: ...

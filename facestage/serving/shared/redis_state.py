@@ -28,6 +28,8 @@ NUMSUB_EVERY_S = 0.5  # how often a publisher asks Redis whether any other repli
 
 
 class RedisCheckpoints:
+    bytes = 0  # held by Redis (with its TTL), not in this process
+
     def __init__(self, url: str, ttl_s: float = CHECKPOINT_TTL_S) -> None:
         self.url, self.ttl_s = url, ttl_s
         self._r: Any = None
