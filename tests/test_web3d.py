@@ -265,7 +265,9 @@ def test_xr_page_shows_partial_text_while_the_user_speaks(env, tmp_path):
     finally:
         browser.close()
     heard = x["h"][0].lower()
-    assert x["talking"] and "milk" in heard and "sunday" in heard, x  # what our WAV says (Whisper base hears it)
+    # what our WAV says, as Whisper base hears it: it once heard "fresh oil" for "fresh milk", so two of the
+    # question's words, not every one
+    assert x["talking"] and "deliver" in heard and "sunday" in heard, x
     types = x["ev"]
     assert "mic_first_chunk" in types and "speech_start" in types
     assert "partial" in types[: types.index("heard")], types  # live text before the end of the question
